@@ -2,6 +2,10 @@
 //!
 //! Dependencies point one way: `onnx → ir ← engine ← calib ← quant ← eval ← tune`.
 pub mod calib;
+pub mod data;
 pub mod engine;
+pub mod error;
 pub mod ir;
 pub mod onnx;
+
+pub use error::{Error, Result};

@@ -3,7 +3,9 @@ pub mod analyze;
 pub mod error;
 pub mod ops;
 pub mod plan;
+pub mod runner;
 
 pub use analyze::{analyze, check_supported, prepare, unsupported_ops};
 pub use error::{EngineError, EngineResult};
 pub use plan::Plan;
+pub use runner::Runner;

@@ -1,0 +1,39 @@
+//! `qtune infer MODEL --input X.npy [--input Y.npy …] --out DIR`.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use qtune::data::{read_npy, write_npy};
+use qtune::engine::Runner;
+use qtune::onnx::load_model;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The ONNX model.
+    pub model: Option<PathBuf>,
+    /// Input tensors as .npy files, one per graph input, in graph-input order.
+    #[arg(long = "input", value_name = "X.npy", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Folder for the outputs: DIR/output_K.npy per graph output, in graph order.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
+    let path = super::model_path(args.model, global_model)?;
+    let model = load_model(&path)?;
+    let runner = Runner::new(model.graph)?;
+    let expected = runner.graph().inputs.len();
+    if args.inputs.len() != expected {
+        let names: Vec<&str> = runner.graph().inputs.iter().map(|i| runner.graph().value_name(*i)).collect();
+        bail!("the model has {expected} input(s) ({}), {} --input given", names.join(", "), args.inputs.len());
+    }
+    let inputs = args.inputs.iter().map(|p| read_npy(p)).collect::<Result<Vec<_>, _>>()?;
+    let outputs = runner.run(inputs)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| qtune::Error::io(&args.out, e))?;
+    for (k, t) in outputs.iter().enumerate() {
+        write_npy(&args.out.join(format!("output_{k}.npy")), t)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,61 @@
+//! Subcommands. Each returns the process exit code (0 success, 1 failed target);
+//! errors exit with 2 (bad input) from `main`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod demo;
+mod infer;
+mod inspect;
+mod shapes;
+
+/// Post-training INT8 quantization of ONNX models: calibrate, simulate, measure, tune.
+#[derive(Parser, Debug)]
+#[command(name = "qtune", version, about, long_about = None)]
+pub struct Cli {
+    /// Worker threads (default: one per core).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Model file; overrides the model named in a configuration.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Print only results and errors (no progress).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show a model's inputs, outputs, op counts, quantizable layers and unsupported ops.
+    Inspect(inspect::Args),
+    /// FP32 inference: writes DIR/output_K.npy for each graph output, in graph order.
+    Infer(infer::Args),
+    /// Time FP32 inference of a model (median of repeated runs).
+    Bench(bench::Args),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<u8> {
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the thread pool")?;
+    }
+    match cli.command {
+        None => demo::run(cli.quiet),
+        Some(Command::Inspect(a)) => inspect::run(a, cli.model),
+        Some(Command::Infer(a)) => infer::run(a, cli.model),
+        Some(Command::Bench(a)) => bench::run(a, cli.model),
+    }
+}
+
+/// The model path: the positional argument, or `--model`.
+fn model_path(positional: Option<PathBuf>, global: Option<PathBuf>) -> Result<PathBuf> {
+    positional.or(global).context("no model given (pass MODEL or --model PATH)")
+}
