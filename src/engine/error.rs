@@ -4,7 +4,7 @@ use super::ops::OpError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("unsupported op `{op_type}` (node `{node}`, opset {opset}); supported: see `qtune inspect --help`")]
+    #[error("unsupported op `{op_type}` (node `{node}`, opset {opset}): qtune cannot run this model (the supported ops are listed in README.md)")]
     UnsupportedOp { op_type: String, node: String, opset: i64 },
     #[error("node `{node}` ({op_type}): {source}")]
     Op { node: String, op_type: String, source: OpError },

@@ -1,0 +1,115 @@
+//! Image files (PNG, JPEG) to model input tensors: decode, convert the colour format,
+//! resize, normalize with per-channel mean and standard deviation, lay out as NCHW.
+
+use std::path::Path;
+
+use super::DataError;
+use super::resample::resize_bilinear;
+use crate::ir::Tensor;
+
+/// Channel order of the tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ImageFormat {
+    #[serde(rename = "RGB")]
+    Rgb,
+    #[serde(rename = "BGR")]
+    Bgr,
+    #[serde(rename = "GRAY")]
+    Gray,
+}
+
+impl ImageFormat {
+    pub fn channels(self) -> usize {
+        if self == ImageFormat::Gray { 1 } else { 3 }
+    }
+}
+
+/// How an image is fitted to the model's input size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// Resize to exactly H×W, ignoring the aspect ratio.
+    Stretch,
+    /// PaddleOCR's text-line rule: height H, width min(W, ceil(H·w/h)), left-aligned,
+    /// the rest of the width zero (after normalization).
+    KeepRatioPad,
+    /// Scale to fit inside H×W keeping the aspect ratio, centred, padded with grey 114
+    /// (before normalization), as YOLO-style detectors expect.
+    Letterbox,
+}
+
+/// Everything needed to turn an image file into a `[1, C, H, W]` float32 tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImagePreprocess {
+    pub format: ImageFormat,
+    /// Per channel, in the tensor's channel order; `x' = (x − mean) / std` on 0–255 values.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub resize: ResizeMode,
+    /// Target (H, W).
+    pub size: (usize, usize),
+}
+
+/// Decodes `path` into interleaved 8-bit pixels (width, height, pixels) in `format`.
+fn decode(path: &Path, format: ImageFormat) -> Result<(usize, usize, Vec<u8>), DataError> {
+    let bad = |reason: String| DataError::File { path: path.display().to_string(), reason };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let img = image::load_from_memory(&bytes).map_err(|e| bad(format!("not a readable PNG or JPEG image ({e})")))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return Err(bad("the image is empty".into()));
+    }
+    let px = match format {
+        ImageFormat::Gray => img.into_luma8().into_raw(),
+        ImageFormat::Rgb => img.into_rgb8().into_raw(),
+        ImageFormat::Bgr => {
+            let mut v = img.into_rgb8().into_raw();
+            v.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
+            v
+        }
+    };
+    Ok((w, h, px))
+}
+
+/// Loads one image as a `[1, C, H, W]` float32 tensor.
+pub fn load_image(path: &Path, p: &ImagePreprocess) -> Result<Tensor, DataError> {
+    let c = p.format.channels();
+    if p.mean.len() != c || p.std.len() != c {
+        return Err(DataError::Config(format!(
+            "mean_value and standard_deviation need {c} value(s) for image_format {:?}",
+            p.format
+        )));
+    }
+    let (w, h, px) = decode(path, p.format)?;
+    let (th, tw) = p.size;
+    let (nw, nh, x0, y0, pad) = match p.resize {
+        ResizeMode::Stretch => (tw, th, 0, 0, None),
+        ResizeMode::KeepRatioPad => {
+            let nw = ((th as f64 * w as f64 / h as f64).ceil() as usize).clamp(1, tw);
+            (nw, th, 0, 0, Some(None))
+        }
+        ResizeMode::Letterbox => {
+            let s = (th as f64 / h as f64).min(tw as f64 / w as f64);
+            let nw = ((w as f64 * s).round() as usize).clamp(1, tw);
+            let nh = ((h as f64 * s).round() as usize).clamp(1, th);
+            (nw, nh, (tw - nw) / 2, (th - nh) / 2, Some(Some(114.0f32)))
+        }
+    };
+    let resized = resize_bilinear(&px, w, h, c, nw, nh);
+    let mut out = vec![0f32; c * th * tw];
+    // Padding: zero after normalization, or a pixel value normalized like the image.
+    if let Some(Some(v)) = pad {
+        for ch in 0..c {
+            out[ch * th * tw..(ch + 1) * th * tw].fill((v - p.mean[ch]) / p.std[ch]);
+        }
+    }
+    for y in 0..nh {
+        for x in 0..nw {
+            for ch in 0..c {
+                let v = resized[(y * nw + x) * c + ch] as f32;
+                out[ch * th * tw + (y + y0) * tw + x + x0] = (v - p.mean[ch]) / p.std[ch];
+            }
+        }
+    }
+    Ok(Tensor::from_f32(&[1, c, th, tw], out))
+}
