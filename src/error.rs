@@ -1,6 +1,7 @@
 //! The library's top-level error: every boundary's error, plus usage errors.
 
-use crate::data::NpyError;
+use crate::config::ConfigError;
+use crate::data::{DataError, NpyError};
 use crate::engine::EngineError;
 use crate::onnx::LoadError;
 
@@ -12,6 +13,10 @@ pub enum Error {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Npy(#[from] NpyError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("{0}")]

@@ -2,6 +2,7 @@
 //!
 //! Dependencies point one way: `onnx → ir ← engine ← calib ← quant ← eval ← tune`.
 pub mod calib;
+pub mod config;
 pub mod data;
 pub mod engine;
 pub mod error;

@@ -31,7 +31,7 @@ fn ppocr_cls_batch16() {
 
 #[test]
 fn ppocr_det_480() {
-    check(&fixtures().join("models/ppocr-det.onnx"), "ppocr-det");
+    check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/det/ppocr-det.onnx"), "ppocr-det");
 }
 
 macro_rules! light {

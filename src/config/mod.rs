@@ -1,0 +1,88 @@
+//! The configuration file (DESIGN.md "Configuration file"): the seed's parameter names,
+//! paths relative to the file, every value range-checked, errors that name file, line,
+//! key, bad value and what is allowed.
+
+mod raw;
+mod resolve;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+
+use crate::calib::{SearchParams, WeightType};
+use crate::data::image::{ImageFormat, ResizeMode};
+
+pub use raw::{FloatPrecision, InputType, Metric, RawConfig, TOP_LEVEL_KEYS};
+
+/// A configuration error; the message names the file, line, key, value and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Io { file: String, source: std::io::Error },
+    #[error("{file}:{line}: {msg}")]
+    At { file: String, line: usize, msg: String },
+    #[error("{file}: {msg}")]
+    File { file: String, msg: String },
+}
+
+/// One model input's data source and preprocessing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputConfig {
+    pub input_type: InputType,
+    /// Folder of images or .npy files, a single .npy file, or a BINARY file.
+    pub path: PathBuf,
+    pub image_format: ImageFormat,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub resize: ResizeMode,
+    /// (H, W); `None` = take it from the model's input shape.
+    pub size: Option<(usize, usize)>,
+}
+
+/// The evaluation set and the accuracy target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalConfig {
+    /// One path per model input (same kinds as `InputConfig::path`).
+    pub paths: Vec<PathBuf>,
+    pub labels: Option<PathBuf>,
+    pub classes: Option<Vec<String>>,
+    pub metric: Metric,
+    pub iou_threshold: f64,
+    pub command: Option<String>,
+    pub max_drop: f64,
+}
+
+/// A validated configuration with absolute paths.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from (`None` when built in memory).
+    pub file: Option<PathBuf>,
+    pub model: PathBuf,
+    pub search: SearchParams,
+    pub weight_type: WeightType,
+    pub batch_count: usize,
+    pub exclude_op: Vec<String>,
+    pub inputs: Vec<InputConfig>,
+    pub evaluation: Option<EvalConfig>,
+    pub float_precision: FloatPrecision,
+    /// The raw values as written (for sessions, editing and re-saving).
+    pub raw: RawConfig,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { file: path.display().to_string(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Validates the YAML `text` as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        resolve::parse(text, path)
+    }
+
+    /// The YAML of this configuration's raw values.
+    pub fn to_yaml(&self) -> String {
+        yaml::to_string(&self.raw).unwrap_or_default()
+    }
+}
