@@ -4,6 +4,7 @@ use crate::config::ConfigError;
 use crate::data::{DataError, NpyError};
 use crate::engine::EngineError;
 use crate::onnx::LoadError;
+use crate::quant::QuantError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +20,8 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Quant(#[from] QuantError),
     #[error("{0}")]
     Usage(String),
 }

@@ -5,8 +5,11 @@ pub mod calib;
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod eval;
 pub mod error;
 pub mod ir;
 pub mod onnx;
+pub mod quant;
+pub mod workspace;
 
 pub use error::{Error, Result};

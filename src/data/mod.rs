@@ -1,5 +1,6 @@
 //! Input data: `.npy` tensors, images, HiAI BINARY calibration files, labels.
 pub mod binary;
+pub mod dataset;
 pub mod image;
 pub mod labels;
 pub mod npy;

@@ -19,7 +19,13 @@ pub fn apply(graph: &Graph, folded: &HashMap<ValueId, Arc<Tensor>>, shapes: &[Op
     }
     g.nodes.retain(|n| !n.outputs.iter().flatten().all(|o| g.constants.contains_key(o)) || n.outputs.iter().all(|o| o.is_none()));
     remove_dead_nodes(&mut g);
+    // Graph inputs keep their declared (possibly dynamic) shapes: the prepared graph still
+    // accepts batches, which the runner splits into samples.
+    let inputs: Vec<usize> = g.inputs.iter().map(|i| i.0).collect();
     for (i, v) in g.values.iter_mut().enumerate() {
+        if inputs.contains(&i) {
+            continue;
+        }
         if let Some(Some(s)) = shapes.get(i) {
             v.shape = Some(s.iter().map(|&d| Dim::Fixed(d)).collect());
         }

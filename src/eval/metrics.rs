@@ -1,0 +1,157 @@
+//! Accuracy metrics. Each is one number, higher is better.
+
+use crate::ir::Tensor;
+
+/// Index of the largest value of each row of a `[N, C]`-like tensor (rows = samples).
+fn rows(t: &Tensor) -> Vec<Vec<f64>> {
+    let v = t.to_f64_vec();
+    let n = t.shape().first().copied().unwrap_or(1).max(1);
+    let per = v.len() / n;
+    if per == 0 {
+        return vec![Vec::new(); n];
+    }
+    v.chunks(per).map(<[f64]>::to_vec).collect()
+}
+
+fn top_indices(row: &[f64], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    // Descending by value; ties keep the lower index first, like numpy's argmax.
+    idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+/// Fraction of samples whose label is among the `k` highest scores. `outputs[i]` is
+/// sample i's first model output; `labels[i]` its class.
+pub fn top_k(outputs: &[Tensor], labels: &[usize], k: usize) -> f64 {
+    let hits = outputs
+        .iter()
+        .zip(labels)
+        .filter(|(o, l)| rows(o).first().is_some_and(|r| top_indices(r, k).contains(l)))
+        .count();
+    hits as f64 / outputs.len().max(1) as f64
+}
+
+/// Fraction of samples whose top-1 class is the same in both runs.
+pub fn agreement(a: &[Tensor], b: &[Tensor]) -> f64 {
+    let same = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| {
+            let (rx, ry) = (rows(x), rows(y));
+            rx.iter().zip(&ry).all(|(p, q)| top_indices(p, 1) == top_indices(q, 1))
+        })
+        .count();
+    same as f64 / a.len().max(1) as f64
+}
+
+/// Sums over two equally long sequences: (x·y, x·x, y·y, (x−y)²).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Moments {
+    pub xy: f64,
+    pub xx: f64,
+    pub yy: f64,
+    pub ee: f64,
+}
+
+impl Moments {
+    /// Accumulates `reference` (x) against `test` (y).
+    pub fn add(&mut self, reference: &[f32], test: &[f32]) {
+        for (&x, &y) in reference.iter().zip(test) {
+            let (x, y) = (x as f64, y as f64);
+            self.xy += x * y;
+            self.xx += x * x;
+            self.yy += y * y;
+            self.ee += (x - y) * (x - y);
+        }
+    }
+
+    pub fn merge(&mut self, o: &Moments) {
+        self.xy += o.xy;
+        self.xx += o.xx;
+        self.yy += o.yy;
+        self.ee += o.ee;
+    }
+
+    /// Cosine similarity (1 when both are zero).
+    pub fn cosine(&self) -> f64 {
+        if self.xx == 0.0 && self.yy == 0.0 {
+            return 1.0;
+        }
+        self.xy / (self.xx.sqrt() * self.yy.sqrt()).max(1e-300)
+    }
+
+    /// Signal-to-quantization-noise ratio in dB, capped at `SQNR_CAP_DB` (identical signals).
+    pub fn sqnr_db(&self) -> f64 {
+        if self.ee == 0.0 {
+            return SQNR_CAP_DB;
+        }
+        (10.0 * (self.xx / self.ee).log10()).min(SQNR_CAP_DB)
+    }
+}
+
+/// SQNR reported for identical signals (no noise at all).
+pub const SQNR_CAP_DB: f64 = 200.0;
+
+/// Moments of all outputs of all samples (reference first).
+pub fn moments(reference: &[Tensor], test: &[Tensor]) -> Moments {
+    let mut m = Moments::default();
+    for (r, t) in reference.iter().zip(test) {
+        if let (Some(a), Some(b)) = (r.as_f32(), t.as_f32()) {
+            match (a.as_slice(), b.as_slice()) {
+                (Some(x), Some(y)) => m.add(x, y),
+                _ => m.add(&a.iter().copied().collect::<Vec<_>>(), &b.iter().copied().collect::<Vec<_>>()),
+            }
+        }
+    }
+    m
+}
+
+/// Mean over samples of the IoU of the two maps binarized at `threshold` (`> threshold`);
+/// a sample where both maps are empty counts as 0 / max(1, 0) = 0, as in ort_baseline.py.
+pub fn iou(reference: &[Tensor], test: &[Tensor], threshold: f64) -> f64 {
+    let mut sum = 0.0;
+    for (r, t) in reference.iter().zip(test) {
+        let (a, b) = (r.to_f64_vec(), t.to_f64_vec());
+        let (mut inter, mut union) = (0usize, 0usize);
+        for (x, y) in a.iter().zip(&b) {
+            let (p, q) = (*x > threshold, *y > threshold);
+            inter += (p && q) as usize;
+            union += (p || q) as usize;
+        }
+        sum += inter as f64 / union.max(1) as f64;
+    }
+    sum / reference.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(rows: &[&[f32]]) -> Tensor {
+        let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_f32(&[rows.len(), rows[0].len()], data)
+    }
+
+    #[test]
+    fn top_k_and_agreement() {
+        let outs = vec![t(&[&[0.1, 0.9, 0.0]]), t(&[&[0.5, 0.2, 0.3]]), t(&[&[0.2, 0.3, 0.5]])];
+        assert_eq!(top_k(&outs, &[1, 2, 0], 1), 1.0 / 3.0);
+        assert_eq!(top_k(&outs, &[1, 2, 0], 2), 2.0 / 3.0);
+        let other = vec![t(&[&[0.9, 0.1, 0.0]]), t(&[&[0.5, 0.2, 0.3]]), t(&[&[0.2, 0.3, 0.5]])];
+        assert_eq!(agreement(&outs, &other), 2.0 / 3.0);
+    }
+
+    #[test]
+    fn cosine_sqnr_iou() {
+        let a = vec![Tensor::from_f32(&[4], vec![1.0, 0.0, 0.0, 0.0])];
+        let b = vec![Tensor::from_f32(&[4], vec![1.0, 0.1, 0.0, 0.0])];
+        let m = moments(&a, &b);
+        assert!((m.cosine() - 1.0 / (1.01f64).sqrt()).abs() < 1e-6);
+        assert!((m.sqnr_db() - 20.0).abs() < 1e-4);
+        assert_eq!(moments(&a, &a).sqnr_db(), SQNR_CAP_DB);
+        let p = vec![Tensor::from_f32(&[4], vec![0.9, 0.9, 0.1, 0.1])];
+        let q = vec![Tensor::from_f32(&[4], vec![0.9, 0.1, 0.9, 0.1])];
+        assert!((iou(&p, &q, 0.3) - 1.0 / 3.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,168 @@
+//! Evaluation: run the FP32 model and a quantized variant over the evaluation set,
+//! score both with the configured metric, and measure per-layer fidelity.
+
+pub mod command;
+pub mod metrics;
+pub mod report;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::config::Metric;
+use crate::engine::Plan;
+use crate::error::{Error, Result};
+use crate::ir::{Graph, Tensor, ValueId};
+use crate::workspace::{EvalSet, Workspace};
+
+pub use metrics::Moments;
+pub use report::{EvalReport, LayerFidelity};
+
+/// Progress callback: samples done so far.
+pub type Progress<'a> = &'a (dyn Fn(usize) + Sync);
+
+/// Evaluates quantized variants of a workspace's model. The FP32 outputs and metric are
+/// computed once, at construction.
+pub struct Evaluator<'w> {
+    ws: &'w Workspace,
+    set: &'w EvalSet,
+    fp32_plan: Plan,
+    fp32_outputs: Vec<Vec<Tensor>>,
+    pub fp32_metric: f64,
+}
+
+impl<'w> Evaluator<'w> {
+    /// Runs the FP32 model over the evaluation set.
+    pub fn new(ws: &'w Workspace, progress: Progress) -> Result<Evaluator<'w>> {
+        let set = ws.eval.as_ref().ok_or_else(|| Error::Usage("the configuration has no `evaluation` section".into()))?;
+        let fp32_plan = Plan::new(&ws.graph, &ws.sample_shapes)?;
+        let done = AtomicUsize::new(0);
+        let fp32_outputs = (0..set.data.len())
+            .into_par_iter()
+            .map(|i| {
+                let out = fp32_plan.run(set.data.load(i)?)?;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                Ok(out)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut ev = Evaluator { ws, set, fp32_plan, fp32_outputs, fp32_metric: 0.0 };
+        ev.fp32_metric = ev.score(&ev.fp32_outputs)?;
+        Ok(ev)
+    }
+
+    pub fn samples(&self) -> usize {
+        self.fp32_outputs.len()
+    }
+
+    /// Scores a run's outputs with the configured metric (metrics relative to FP32
+    /// compare against the cached FP32 outputs).
+    fn score(&self, outputs: &[Vec<Tensor>]) -> Result<f64> {
+        let first = |o: &[Vec<Tensor>]| o.iter().map(|s| s[0].clone()).collect::<Vec<_>>();
+        let cfg = &self.set.config;
+        Ok(match cfg.metric {
+            Metric::Top1 | Metric::Top5 => {
+                let labels = self.set.labels.as_ref().ok_or_else(|| Error::Usage("top1/top5 need evaluation.labels".into()))?;
+                let k = if cfg.metric == Metric::Top1 { 1 } else { 5 };
+                metrics::top_k(&first(outputs), labels, k)
+            }
+            Metric::Agreement => metrics::agreement(&first(&self.fp32_outputs), &first(outputs)),
+            Metric::Cosine => metrics::moments(&flat(&self.fp32_outputs), &flat(outputs)).cosine(),
+            Metric::Sqnr => metrics::moments(&flat(&self.fp32_outputs), &flat(outputs)).sqnr_db(),
+            Metric::Iou => metrics::iou(&first(&self.fp32_outputs), &first(outputs), cfg.iou_threshold),
+            Metric::Command => {
+                let template = cfg.command.as_deref().unwrap_or_default();
+                command::run_command(template, outputs, cfg.labels.as_deref()).map_err(Error::Usage)?
+            }
+        })
+    }
+
+    /// Evaluates `graph` (a quantized variant of the workspace's prepared graph).
+    /// `quantized` names the layers that are quantized in it.
+    pub fn evaluate(&self, graph: &Graph, quantized: &dyn Fn(&str) -> bool, progress: Progress) -> Result<EvalReport> {
+        let t0 = Instant::now();
+        let plan = Plan::new(graph, &self.ws.sample_shapes)?;
+        // Layer outputs keep their names in the quantized graph.
+        let layer_values: Vec<(ValueId, ValueId)> = self
+            .ws
+            .layers
+            .iter()
+            .filter_map(|l| {
+                let name = &l.info.output;
+                Some((self.ws.graph.find_value(name)?, graph.find_value(name)?))
+            })
+            .collect();
+        let fp_index: HashMap<ValueId, usize> = layer_values.iter().enumerate().map(|(i, (f, _))| (*f, i)).collect();
+        let q_index: HashMap<ValueId, usize> = layer_values.iter().enumerate().map(|(i, (_, q))| (*q, i)).collect();
+        let done = AtomicUsize::new(0);
+        let per_sample = (0..self.samples())
+            .into_par_iter()
+            .map(|i| {
+                let inputs = self.set.data.load(i)?;
+                let mut reference: Vec<Option<Tensor>> = vec![None; layer_values.len()];
+                self.fp32_plan.run_observed(inputs.clone(), &mut |v, t| {
+                    if let Some(&k) = fp_index.get(&v) {
+                        reference[k] = Some(t.clone());
+                    }
+                })?;
+                let mut moments = vec![Moments::default(); layer_values.len()];
+                let out = plan.run_observed(inputs, &mut |v, t| {
+                    if let (Some(&k), Some(a)) = (q_index.get(&v), t.as_f32()) {
+                        if let Some(r) = reference[k].as_ref().and_then(|r| r.as_f32()) {
+                            if let (Some(x), Some(y)) = (r.as_slice(), a.as_slice()) {
+                                moments[k].add(x, y);
+                            }
+                        }
+                        reference[k] = None;
+                    }
+                })?;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                Ok((out, moments))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut totals = vec![Moments::default(); layer_values.len()];
+        let mut outputs = Vec::with_capacity(per_sample.len());
+        for (out, m) in per_sample {
+            totals.iter_mut().zip(&m).for_each(|(t, m)| t.merge(m));
+            outputs.push(out);
+        }
+        let int8 = self.score(&outputs)?;
+        let out_m = metrics::moments(&flat(&self.fp32_outputs), &flat(&outputs));
+        let names: HashMap<&str, &str> = self.ws.layers.iter().map(|l| (l.info.output.as_str(), l.info.name.as_str())).collect();
+        let layers = layer_values
+            .iter()
+            .zip(&totals)
+            .filter_map(|((f, _), m)| {
+                let name = *names.get(self.ws.graph.value_name(*f))?;
+                let l = self.ws.layers.iter().find(|l| l.info.name == name)?;
+                Some(LayerFidelity {
+                    name: name.to_string(),
+                    op_type: l.info.op_type.clone(),
+                    cosine: m.cosine(),
+                    sqnr_db: m.sqnr_db(),
+                    quantized: quantized(name),
+                })
+            })
+            .collect();
+        let max_drop = self.set.config.max_drop;
+        Ok(EvalReport {
+            metric: self.set.config.metric,
+            fp32: self.fp32_metric,
+            int8,
+            delta: int8 - self.fp32_metric,
+            max_drop,
+            target_met: int8 >= self.fp32_metric - max_drop - 1e-12,
+            samples: outputs.len(),
+            output_cosine: out_m.cosine(),
+            output_sqnr_db: out_m.sqnr_db(),
+            layers,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// All outputs of all samples, in order.
+fn flat(outputs: &[Vec<Tensor>]) -> Vec<Tensor> {
+    outputs.iter().flat_map(|s| s.iter().cloned()).collect()
+}

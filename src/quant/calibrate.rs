@@ -1,0 +1,156 @@
+//! Calibration: stream the activations that feed quantized layers through per-tensor
+//! histograms over the calibration samples (one pass, parallel, memory independent of
+//! the number of samples), then search each tensor's range (CALIBRATION.md).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use crate::calib::{CalibError, Collector, DISPLAY_BINS, DisplayHistogram, SearchParams, WeightType, calibrate_tensor, weight_quant};
+use crate::data::dataset::Dataset;
+use crate::engine::Plan;
+use crate::ir::{Graph, Tensor, ValueId};
+
+use super::QuantError;
+use super::layers::LayerRef;
+use super::plan::QuantPlan;
+
+/// Histograms of the activation tensors, by value name.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub collectors: BTreeMap<String, Collector>,
+    /// Calibration samples consumed.
+    pub samples: usize,
+}
+
+/// Reports progress: samples done so far.
+pub type Progress<'a> = &'a (dyn Fn(usize) + Sync);
+
+/// Runs `plan` on the first `count` samples of `data` and collects a histogram of every
+/// value in `targets`. Uses exactly one collector set per worker thread, so memory does not
+/// grow with `count`. `cancel` stops early (the samples done so far are kept).
+pub fn collect(
+    plan: &Plan,
+    graph: &Graph,
+    data: &Dataset,
+    targets: &[ValueId],
+    count: usize,
+    progress: Progress,
+    cancel: &AtomicBool,
+) -> Result<Stats, QuantError> {
+    let count = count.min(data.len());
+    let is_target: HashMap<ValueId, usize> = targets.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+    let input_targets: Vec<(usize, usize)> =
+        plan.inputs().iter().enumerate().filter_map(|(k, s)| is_target.get(&s.id).map(|&t| (k, t))).collect();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().min(count.max(1));
+    let partials: Vec<Result<(Vec<Collector>, usize), QuantError>> = (0..workers)
+        .into_par_iter()
+        .map(|_| {
+            let mut cols: Vec<Collector> = targets.iter().map(|_| Collector::new()).collect();
+            let mut n = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count || cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let inputs = data.load(i).map_err(|e| QuantError::Invalid(e.to_string()))?;
+                for &(k, t) in &input_targets {
+                    update(&mut cols[t], &inputs[k]);
+                }
+                plan.run_observed(inputs, &mut |v, t| {
+                    if let Some(&idx) = is_target.get(&v) {
+                        update(&mut cols[idx], t);
+                    }
+                })
+                .map_err(|e| QuantError::Invalid(format!("calibration sample {}: {e}", data.sample_name(i))))?;
+                n += 1;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+            }
+            Ok((cols, n))
+        })
+        .collect();
+    let mut merged: Vec<Collector> = targets.iter().map(|_| Collector::new()).collect();
+    let mut samples = 0;
+    for p in partials {
+        let (cols, n) = p?;
+        for (m, c) in merged.iter_mut().zip(&cols) {
+            m.merge(c).map_err(|e| QuantError::Invalid(e.to_string()))?;
+        }
+        samples += n;
+    }
+    let collectors = targets.iter().zip(merged).map(|(v, c)| (graph.value_name(*v).to_string(), c)).collect();
+    Ok(Stats { collectors, samples })
+}
+
+fn update(c: &mut Collector, t: &Tensor) {
+    if let Some(a) = t.as_f32() {
+        match a.as_slice() {
+            Some(s) => c.update(s),
+            None => c.update(&a.iter().copied().collect::<Vec<_>>()),
+        }
+    }
+}
+
+/// Builds the quantization plan from collected statistics: a range search per activation
+/// (in parallel) and weight scales per layer.
+pub fn build_plan(
+    graph: &Graph,
+    layers: &[LayerRef],
+    stats: &Stats,
+    search: &SearchParams,
+    weight_type: WeightType,
+) -> Result<QuantPlan, QuantError> {
+    let results: Vec<(String, Result<_, CalibError>)> =
+        stats.collectors.par_iter().map(|(name, c)| (name.clone(), calibrate_tensor(c, search))).collect();
+    let mut activations = BTreeMap::new();
+    let mut uncalibrated = BTreeMap::new();
+    for (name, r) in results {
+        match r {
+            Ok(p) => {
+                activations.insert(name, p);
+            }
+            Err(CalibError::InvalidParam { key, value, allowed }) => {
+                return Err(QuantError::Invalid(format!("invalid `{key}` = {value}: allowed {allowed}")));
+            }
+            Err(e) => {
+                uncalibrated.insert(name, e.to_string());
+            }
+        }
+    }
+    let mut weights = BTreeMap::new();
+    for l in layers {
+        let Some(w) = l.weight else { continue };
+        let t = &graph.constants[&w];
+        let a = t.as_f32().ok_or_else(|| QuantError::Weight { name: l.info.name.clone(), msg: "weight is not float32".into() })?;
+        let data: Vec<f32> = a.iter().copied().collect();
+        let wq = weight_quant(&data, a.shape(), l.info.layout, weight_type)
+            .map_err(|e| QuantError::Weight { name: graph.value_name(w).to_string(), msg: e.to_string() })?;
+        weights.insert(l.info.name.clone(), wq);
+    }
+    let histograms = stats.collectors.iter().map(|(n, c)| (n.clone(), DisplayHistogram::from_collector(c, DISPLAY_BINS))).collect();
+    Ok(QuantPlan {
+        algo: search.algo,
+        weight_type,
+        layers: layers.iter().map(|l| l.info.clone()).collect(),
+        activations,
+        weights,
+        uncalibrated,
+        histograms,
+    })
+}
+
+/// The activation values to collect for `layers` (deduplicated, in first-use order).
+pub fn activation_targets(layers: &[LayerRef]) -> Vec<ValueId> {
+    let mut seen = Vec::new();
+    for l in layers {
+        for a in &l.activations {
+            if !seen.contains(a) {
+                seen.push(*a);
+            }
+        }
+    }
+    seen
+}

@@ -1,0 +1,17 @@
+//! Quantization: which layers, their parameters (`QuantPlan`), and the Q/DQ graph transform.
+pub mod apply;
+pub mod calibrate;
+pub mod layers;
+pub mod plan;
+
+pub use apply::apply;
+pub use layers::{Layer, LayerRef, find_layers};
+pub use plan::QuantPlan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    #[error("weight `{name}`: {msg}")]
+    Weight { name: String, msg: String },
+    #[error("{0}")]
+    Invalid(String),
+}

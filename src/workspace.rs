@@ -1,0 +1,140 @@
+//! Everything a configuration names, loaded and checked: the model (prepared for the
+//! sample shape), its quantizable layers, and the calibration and evaluation data.
+
+use std::path::Path;
+
+use crate::config::{Config, EvalConfig, InputConfig, InputType};
+use crate::data::DataError;
+use crate::data::dataset::{Dataset, Source};
+use crate::data::image::ImagePreprocess;
+use crate::data::labels::Labels;
+use crate::engine::{Runner, check_supported, prepare};
+use crate::error::{Error, Result};
+use crate::ir::{Dim, Graph};
+use crate::onnx::{Model, load_model};
+use crate::quant::{LayerRef, find_layers};
+
+/// A loaded configuration.
+#[derive(Debug)]
+pub struct Workspace {
+    pub config: Config,
+    pub model: Model,
+    /// The model with static shapes for one sample and every constant folded.
+    pub graph: Graph,
+    /// Shapes of one sample, per model input (leading dimension 1).
+    pub sample_shapes: Vec<Vec<usize>>,
+    pub layers: Vec<LayerRef>,
+    pub calib: Dataset,
+    pub eval: Option<EvalSet>,
+}
+
+/// The evaluation data with its labels (when the metric needs them).
+#[derive(Debug)]
+pub struct EvalSet {
+    pub data: Dataset,
+    pub labels: Option<Vec<usize>>,
+    pub config: EvalConfig,
+}
+
+impl Workspace {
+    /// Loads the model and data of `config`.
+    pub fn open(config: Config) -> Result<Workspace> {
+        let model = load_model(&config.model)?;
+        check_supported(&model.graph)?;
+        let g = &model.graph;
+        if config.inputs.len() != g.inputs.len() {
+            let names: Vec<&str> = g.inputs.iter().map(|i| g.value_name(*i)).collect();
+            return Err(Error::Usage(format!(
+                "{}: preprocess_parameter has {} entries; the model has {} input(s) ({}), one entry each",
+                config.file.as_deref().unwrap_or(Path::new("config")).display(),
+                config.inputs.len(),
+                g.inputs.len(),
+                names.join(", ")
+            )));
+        }
+        let ranks: Vec<usize> = g.inputs.iter().map(|i| g.value(*i).shape.as_ref().map_or(4, Vec::len)).collect();
+        let sources = config.inputs.iter().enumerate().map(|(k, ic)| source(ic, &ic.path, g, k)).collect::<Result<Vec<_>>>()?;
+        let calib = Dataset { sources, ranks: ranks.clone() };
+        if calib.is_empty() {
+            return Err(Error::Usage("the calibration data holds no samples".into()));
+        }
+        let first = calib.load(0)?;
+        let sample_shapes: Vec<Vec<usize>> = first.iter().map(|t| t.shape().to_vec()).collect();
+        let graph = prepare(&model.graph, &sample_shapes)?;
+        let layers = find_layers(&graph);
+        let eval = match &config.evaluation {
+            None => None,
+            Some(ec) => Some(eval_set(&config, ec, g, &ranks)?),
+        };
+        Ok(Workspace { config, model, graph, sample_shapes, layers, calib, eval })
+    }
+
+    /// A runner over the prepared graph (or a variant of it, e.g. the simulated one).
+    pub fn runner(&self, graph: Graph) -> Result<Runner> {
+        Ok(Runner::new(graph)?)
+    }
+}
+
+fn eval_set(config: &Config, ec: &EvalConfig, g: &Graph, ranks: &[usize]) -> Result<EvalSet> {
+    if ec.paths.len() != g.inputs.len() {
+        return Err(Error::Usage(format!(
+            "evaluation.input_file_path names {} path(s); the model has {} input(s)",
+            ec.paths.len(),
+            g.inputs.len()
+        )));
+    }
+    let sources = config.inputs.iter().zip(&ec.paths).enumerate().map(|(k, (ic, p))| source(ic, p, g, k)).collect::<Result<Vec<_>>>()?;
+    let data = Dataset { sources, ranks: ranks.to_vec() };
+    let labels = match &ec.labels {
+        None => None,
+        Some(path) => {
+            let l = Labels::read(path, ec.classes.as_deref())?;
+            let v = (0..data.len())
+                .map(|i| {
+                    let name = data.sample_name(i);
+                    l.get(&name).ok_or_else(|| DataError::File {
+                        path: path.display().to_string(),
+                        reason: format!("no label for `{name}`"),
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Some(v)
+        }
+    };
+    Ok(EvalSet { data, labels, config: ec.clone() })
+}
+
+/// The data source of model input `k` reading from `path`.
+fn source(ic: &InputConfig, path: &Path, g: &Graph, k: usize) -> Result<Source> {
+    Ok(match ic.input_type {
+        InputType::Npy => Source::npy(path)?,
+        InputType::Binary => Source::binary(path)?,
+        InputType::Image => {
+            let size = match ic.size {
+                Some(s) => s,
+                None => model_hw(g, k).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "input `{}` has a dynamic height or width: set preprocess_parameter[{k}].size: [H, W]",
+                        g.value_name(g.inputs[k])
+                    ))
+                })?,
+            };
+            let pre = ImagePreprocess {
+                format: ic.image_format,
+                mean: ic.mean.clone(),
+                std: ic.std.clone(),
+                resize: ic.resize,
+                size,
+            };
+            Source::images(path, pre)?
+        }
+    })
+}
+
+/// (H, W) of an NCHW model input when both are fixed.
+fn model_hw(g: &Graph, k: usize) -> Option<(usize, usize)> {
+    match g.value(g.inputs[k]).shape.as_deref() {
+        Some([_, _, Dim::Fixed(h), Dim::Fixed(w)]) => Some((*h, *w)),
+        _ => None,
+    }
+}
