@@ -1,0 +1,95 @@
+//! Loops over contiguous data shared by the element-wise, broadcasting, reduction,
+//! normalization and quantization families: slices in, `Vec` out, split across rayon
+//! workers for large tensors unless we already run inside one.
+
+use std::borrow::Cow;
+
+use ndarray::{ArrayD, IxDyn};
+use rayon::prelude::*;
+
+use crate::engine::ops::{OpError, OpResult};
+
+/// Elements below which a loop stays on the calling thread.
+pub(crate) const PAR_MIN: usize = 1 << 15;
+
+/// Elements per rayon task.
+pub(crate) const PAR_CHUNK: usize = 1 << 14;
+
+/// Whether a loop over `n` elements should be split across rayon workers: large, and
+/// not already inside a worker (the engine then runs samples in parallel).
+#[inline]
+pub(crate) fn parallel(n: usize) -> bool {
+    n >= PAR_MIN && rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1
+}
+
+/// The elements of an array in row-major order, borrowed when it is in standard layout.
+#[inline]
+pub(crate) fn data<T: Clone>(a: &ArrayD<T>) -> Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(a.iter().cloned().collect()),
+    }
+}
+
+/// An array from a shape and row-major data.
+#[inline]
+pub(crate) fn array<T>(shape: &[usize], v: Vec<T>) -> OpResult<ArrayD<T>> {
+    let n = v.len();
+    ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|_| {
+        OpError::Invalid(format!(
+            "internal: {n} elements do not fill shape {shape:?}"
+        ))
+    })
+}
+
+/// `f` applied to every element.
+#[inline]
+pub(crate) fn map<T, U, F>(src: &[T], f: F) -> Vec<U>
+where
+    T: Copy + Sync,
+    U: Copy + Send + Sync + Default,
+    F: Fn(T) -> U + Sync + Send,
+{
+    if parallel(src.len()) {
+        let mut out = vec![U::default(); src.len()];
+        out.par_chunks_mut(PAR_CHUNK)
+            .zip(src.par_chunks(PAR_CHUNK))
+            .for_each(|(o, s)| {
+                for (o, &s) in o.iter_mut().zip(s) {
+                    *o = f(s);
+                }
+            });
+        out
+    } else {
+        src.iter().map(|&v| f(v)).collect()
+    }
+}
+
+/// `f` applied element-wise to an array, keeping its shape.
+#[inline]
+pub(crate) fn map_array<T, U, F>(a: &ArrayD<T>, f: F) -> OpResult<ArrayD<U>>
+where
+    T: Copy + Sync,
+    U: Copy + Send + Sync + Default,
+    F: Fn(T) -> U + Sync + Send,
+{
+    array(a.shape(), map(&data(a), f))
+}
+
+/// Runs `f(offset, chunk)` over consecutive chunks of `out` whose lengths are multiples
+/// of `unit` (one row, one channel plane, ...), in parallel when `out` is large.
+pub(crate) fn for_chunks<U, F>(out: &mut [U], unit: usize, f: F)
+where
+    U: Send,
+    F: Fn(usize, &mut [U]) + Sync + Send,
+{
+    let unit = unit.max(1);
+    if parallel(out.len()) && out.len() > unit {
+        let per = PAR_CHUNK.div_ceil(unit) * unit;
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(i, c)| f(i * per, c));
+    } else {
+        f(0, out);
+    }
+}
