@@ -74,11 +74,13 @@ pub enum CalibError {
         /// The value.
         value: f32,
     },
-    /// A bias whose length cannot be mapped onto the weight scales.
-    #[error("bias has {bias} channels, which does not fit {scales} weight scales")]
-    BiasChannels {
-        /// Bias length.
-        bias: usize,
+    /// A channel count (of a bias or a weight) that does not fit the number of scales.
+    #[error("{what} has {channels} channels, which does not fit {scales} weight scales")]
+    ChannelMismatch {
+        /// `bias` or `weight`.
+        what: &'static str,
+        /// Channels of the bias or weight.
+        channels: usize,
         /// Number of weight scales.
         scales: usize,
     },

@@ -56,6 +56,56 @@ pub struct RawHistogram {
     pub max: f64,
 }
 
+/// First-pass statistics of one batch.
+struct BatchStats {
+    /// Finite min and max (±∞ when the batch has no finite value).
+    lo: f32,
+    hi: f32,
+    zero: u64,
+    nonfinite: u64,
+}
+
+impl BatchStats {
+    /// Lanes of the vectorizable first pass.
+    const LANES: usize = 16;
+    /// Elements per block, so that the `u32` lane counters cannot overflow.
+    const BLOCK: usize = 1 << 24;
+
+    fn of(batch: &[f32]) -> BatchStats {
+        const L: usize = BatchStats::LANES;
+        let mut lo = [f32::INFINITY; L];
+        let mut hi = [f32::NEG_INFINITY; L];
+        let (mut zero, mut nonfinite) = (0u64, 0u64);
+        let lane = |x: f32, lo: &mut f32, hi: &mut f32, z: &mut u32, nf: &mut u32| {
+            let finite = x.abs() < f32::INFINITY;
+            *nf += u32::from(!finite);
+            *z += u32::from(x == 0.0);
+            *lo = if (x < *lo) & finite { x } else { *lo };
+            *hi = if (x > *hi) & finite { x } else { *hi };
+        };
+        for block in batch.chunks(Self::BLOCK) {
+            let (mut z, mut nf) = ([0u32; L], [0u32; L]);
+            let mut chunks = block.chunks_exact(L);
+            for c in &mut chunks {
+                for k in 0..L {
+                    lane(c[k], &mut lo[k], &mut hi[k], &mut z[k], &mut nf[k]);
+                }
+            }
+            for (k, &x) in chunks.remainder().iter().enumerate() {
+                lane(x, &mut lo[k], &mut hi[k], &mut z[k], &mut nf[k]);
+            }
+            zero += z.iter().map(|&v| u64::from(v)).sum::<u64>();
+            nonfinite += nf.iter().map(|&v| u64::from(v)).sum::<u64>();
+        }
+        BatchStats {
+            lo: lo.into_iter().fold(f32::INFINITY, f32::min),
+            hi: hi.into_iter().fold(f32::NEG_INFINITY, f32::max),
+            zero,
+            nonfinite,
+        }
+    }
+}
+
 /// Smallest power of two ≥ `a`, exactly (`a` must be finite, positive and normal).
 pub(crate) fn pow2_ceil(a: f64) -> f64 {
     let bits = a.to_bits();
@@ -178,16 +228,12 @@ impl Collector {
     /// and the zero count; non-zero values go to the histograms, after the range doubled as many
     /// times as the batch maximum needs. Two passes over `batch`, no division per element.
     pub fn update(&mut self, batch: &[f32]) {
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-        let (mut zero, mut nonfinite) = (0u64, 0u64);
-        for &x in batch {
-            // finite: lo/hi updates; non-finite values are counted and handled below
-            let finite = x.abs() < f32::INFINITY;
-            nonfinite += u64::from(!finite);
-            zero += u64::from(x == 0.0);
-            lo = if x < lo && finite { x } else { lo };
-            hi = if x > hi && finite { x } else { hi };
-        }
+        let BatchStats {
+            lo,
+            hi,
+            zero,
+            nonfinite,
+        } = BatchStats::of(batch);
         if nonfinite > 0 {
             let nan = batch.iter().filter(|x| x.is_nan()).count() as u64;
             self.nan += nan;
@@ -223,17 +269,17 @@ impl Collector {
         let nb = self.side_bins;
         // w = r / nb is a power of two, so multiplying by its inverse is exact
         let inv_w = nb as f64 / r;
-        let last = nb - 1;
+        let last = nb as i64 - 1;
         let bins = &mut self.bins[..2 * nb];
         for &x in batch {
             let m = x.abs();
             if !(m > 0.0 && m <= amax) {
                 continue; // zero, NaN or ±Inf
             }
-            let t = f64::from(m) * inv_w; // > 0, ≤ nb
-            let f = t as usize;
+            let t = f64::from(m) * inv_w; // in (0, nb]
+            let f = t as i64; // (signed conversions are single instructions)
             // ceil(t) − 1: t − 1 for an integer t ≥ 1, floor(t) otherwise
-            let idx = (f - usize::from(f as f64 == t)).min(last);
+            let idx = (f - i64::from(f as f64 == t)).clamp(0, last) as usize;
             let side = if x < 0.0 { nb } else { 0 };
             bins[side + idx] += 1;
         }
@@ -288,7 +334,11 @@ impl Collector {
             k += 1;
         }
         let nb = self.side_bins;
-        for (mine, theirs) in self.bins.chunks_exact_mut(nb).zip(other.bins.chunks_exact(nb)) {
+        for (mine, theirs) in self
+            .bins
+            .chunks_exact_mut(nb)
+            .zip(other.bins.chunks_exact(nb))
+        {
             for (j, &c) in theirs.iter().enumerate() {
                 if c != 0 {
                     mine[j.checked_shr(k).unwrap_or(0)] += c;

@@ -132,8 +132,11 @@ pub enum DivergenceType {
 
 impl DivergenceType {
     /// Every variant, in documentation order (also the index order of [`super::AllCurves`]).
-    pub const ALL: [DivergenceType; 3] =
-        [DivergenceType::Kl, DivergenceType::SymKl, DivergenceType::Jsd];
+    pub const ALL: [DivergenceType; 3] = [
+        DivergenceType::Kl,
+        DivergenceType::SymKl,
+        DivergenceType::Jsd,
+    ];
 
     /// The seed's spelling.
     pub fn as_str(self) -> &'static str {
@@ -237,7 +240,11 @@ impl SearchParams {
             return bad("step_ratio", self.step_ratio, "a finite number > 0");
         }
         if !(self.end_ratio >= self.start_ratio && self.end_ratio.is_finite()) {
-            return bad("end_ratio", self.end_ratio, "a finite number >= start_ratio");
+            return bad(
+                "end_ratio",
+                self.end_ratio,
+                "a finite number >= start_ratio",
+            );
         }
         if !(self.max_percentile > 0.0 && self.max_percentile <= 1.0) {
             return bad(
@@ -321,12 +328,48 @@ mod tests {
         let d = SearchParams::default();
         assert_eq!(key_of(SearchParams { bin: 1, ..d }), "bin");
         assert_eq!(key_of(SearchParams { bin: 4097, ..d }), "bin");
-        assert_eq!(key_of(SearchParams { start_ratio: 0.0, ..d }), "start_ratio");
-        assert_eq!(key_of(SearchParams { step_ratio: -0.1, ..d }), "step_ratio");
-        assert_eq!(key_of(SearchParams { step_ratio: f64::NAN, ..d }), "step_ratio");
-        assert_eq!(key_of(SearchParams { end_ratio: 0.5, ..d }), "end_ratio");
-        assert_eq!(key_of(SearchParams { max_percentile: 0.0, ..d }), "max_percentile");
-        assert_eq!(key_of(SearchParams { max_percentile: 1.01, ..d }), "max_percentile");
+        assert_eq!(
+            key_of(SearchParams {
+                start_ratio: 0.0,
+                ..d
+            }),
+            "start_ratio"
+        );
+        assert_eq!(
+            key_of(SearchParams {
+                step_ratio: -0.1,
+                ..d
+            }),
+            "step_ratio"
+        );
+        assert_eq!(
+            key_of(SearchParams {
+                step_ratio: f64::NAN,
+                ..d
+            }),
+            "step_ratio"
+        );
+        assert_eq!(
+            key_of(SearchParams {
+                end_ratio: 0.5,
+                ..d
+            }),
+            "end_ratio"
+        );
+        assert_eq!(
+            key_of(SearchParams {
+                max_percentile: 0.0,
+                ..d
+            }),
+            "max_percentile"
+        );
+        assert_eq!(
+            key_of(SearchParams {
+                max_percentile: 1.01,
+                ..d
+            }),
+            "max_percentile"
+        );
         assert_eq!(
             key_of(SearchParams {
                 step_ratio: 1e-9,
@@ -345,7 +388,13 @@ mod tests {
         }
         .validate()
         .unwrap();
-        let msg = SearchParams { bin: 1, ..d }.validate().unwrap_err().to_string();
-        assert!(msg.contains("`bin` = 1") && msg.contains("2..=4096"), "{msg}");
+        let msg = SearchParams { bin: 1, ..d }
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`bin` = 1") && msg.contains("2..=4096"),
+            "{msg}"
+        );
     }
 }

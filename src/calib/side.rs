@@ -87,7 +87,7 @@ impl Side {
         let b = ((t * self.inv_w).floor() as usize).min(btop);
         let lo = b as f64 * self.w;
         let hi = self.upper(b, btop);
-        let frac = ((t - lo) / (hi - lo)).max(0.0).min(1.0);
+        let frac = ((t - lo) / (hi - lo)).clamp(0.0, 1.0);
         self.prefix[b] + self.count(b) * frac
     }
 
@@ -220,7 +220,13 @@ mod tests {
     #[test]
     fn cdf_piecewise_linear() {
         let s = Side::new([4, 2, 1, 0, 1], 1.0, 4.5);
-        for (t, want) in [(0.75, 3.0), (1.5, 5.0), (2.25, 6.25), (3.0, 7.0), (3.5, 7.0)] {
+        for (t, want) in [
+            (0.75, 3.0),
+            (1.5, 5.0),
+            (2.25, 6.25),
+            (3.0, 7.0),
+            (3.5, 7.0),
+        ] {
             assert_eq!(s.cdf(t), want, "F({t})");
         }
         // the top bin (4, 4.5] is stretched to end at top = 4.5
@@ -233,7 +239,10 @@ mod tests {
         assert_eq!(s.total(), 8.0);
         assert_eq!(s.occupied_bins(), 4);
         let empty = Side::new([0, 0, 0], 1.0, 5.0);
-        assert_eq!((empty.cdf(1.0), empty.total(), empty.top()), (0.0, 0.0, 0.0));
+        assert_eq!(
+            (empty.cdf(1.0), empty.total(), empty.top()),
+            (0.0, 0.0, 0.0)
+        );
     }
 
     #[test]
