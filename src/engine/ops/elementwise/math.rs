@@ -93,6 +93,75 @@ pub(crate) fn erf_f64(x: f64) -> f64 {
     r.copysign(x)
 }
 
+/// Horner evaluation of the polynomial with coefficients `c` (constant term first).
+#[inline(always)]
+fn horner(c: &[f64], t: f64) -> f64 {
+    c.iter().rev().fold(0.0, |acc, &k| acc * t + k)
+}
+
+/// Chebyshev fits (converted to monomials; our own, made with numpy against Python's
+/// `math.erf`): erf(x)/x in t = 2x² − 1 on |x| < 1, and erfc(x)·e^(x²) in t = x − 2 on
+/// [1, 3] and in t = (x − 4.5)/1.5 on [3, 6].
+const ERF_SMALL: [f64; 9] = [
+    0.9654687386698851,
+    -0.14053608901552933,
+    0.019852496688085492,
+    -0.0022854856569551217,
+    0.00021751716322587766,
+    -1.7536824685215895e-05,
+    1.2233626253355109e-06,
+    -7.557492978094161e-08,
+    4.138773590511846e-09,
+];
+const ERFCX_MID: [f64; 13] = [
+    0.2553956763141132,
+    -0.10679646149194902,
+    0.04180275225167496,
+    -0.015460647824857964,
+    0.005440744131717845,
+    -0.001831584484791726,
+    0.0005924367237673422,
+    -0.0001850484177673195,
+    5.582213484842669e-05,
+    -1.5853221961492628e-05,
+    4.4935507048649e-06,
+    -1.6170170738405431e-06,
+    4.385580496091279e-07,
+];
+const ERFCX_FAR: [f64; 12] = [
+    0.12248480424817057,
+    -0.03902389290219539,
+    0.012179534064768344,
+    -0.003727945624245049,
+    0.0011201401799831423,
+    -0.00033070435153060847,
+    9.610382165270437e-05,
+    -2.746441541630062e-05,
+    7.548620467012764e-06,
+    -2.0856232636923277e-06,
+    7.285293420977723e-07,
+    -1.98770247195057e-07,
+];
+
+/// The error function for `f32` results: erf to 2e-11 relative, and 1 − |erf| (what
+/// Gelu needs for negative inputs) to 3e-10 relative; some 10× faster than `erf_f64`.
+#[inline]
+pub(crate) fn erf_fast(x: f64) -> f64 {
+    let a = x.abs();
+    let r = if a < 1.0 {
+        a * horner(&ERF_SMALL, 2.0 * a * a - 1.0)
+    } else if a < 3.0 {
+        1.0 - (-a * a).exp() * horner(&ERFCX_MID, a - 2.0)
+    } else if a < 6.0 {
+        1.0 - (-a * a).exp() * horner(&ERFCX_FAR, (a - 4.5) / 1.5)
+    } else if a.is_nan() {
+        return x;
+    } else {
+        1.0
+    };
+    r.copysign(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +247,26 @@ mod tests {
         assert_eq!(erf_f64(f64::INFINITY), 1.0);
         assert_eq!(erf_f64(f64::NEG_INFINITY), -1.0);
         assert!(erf_f64(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn fast_erf_agrees_with_the_series() {
+        let mut x = -7.0;
+        while x < 7.0 {
+            let (want, got) = (erf_f64(x), erf_fast(x));
+            assert!(
+                (got - want).abs() <= 3e-11 * want.abs(),
+                "erf({x}) = {got}, want {want}"
+            );
+            if x.abs() > 0.5 && 1.0 - want.abs() > 1e-6 {
+                let (c, cg) = (1.0 - want.abs(), 1.0 - got.abs());
+                assert!((cg - c).abs() <= 1e-9 * c, "erfc({x}) = {cg}, want {c}");
+            }
+            x += 0.000917;
+        }
+        assert!(erf_fast(f64::NAN).is_nan());
+        assert_eq!(erf_fast(f64::INFINITY), 1.0);
+        assert_eq!(erf_fast(-0.0), -0.0);
     }
 
     #[test]

@@ -216,7 +216,7 @@ impl Float for f32 {
     }
     #[inline(always)]
     fn erf(self) -> Self {
-        math::erf_f64(self as f64) as f32
+        math::erf_fast(self as f64) as f32
     }
     #[inline(always)]
     fn abs(self) -> Self {
