@@ -10,6 +10,7 @@ pub mod error;
 pub mod ir;
 pub mod onnx;
 pub mod quant;
+pub mod util;
 pub mod workspace;
 
 pub use error::{Error, Result};

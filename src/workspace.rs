@@ -138,3 +138,42 @@ fn model_hw(g: &Graph, k: usize) -> Option<(usize, usize)> {
         _ => None,
     }
 }
+
+impl Workspace {
+    /// Calibrates with the configuration's parameters: collects histograms over the first
+    /// `batch_count` calibration samples and builds the quantization plan.
+    pub fn calibrate(
+        &self,
+        progress: crate::quant::calibrate::Progress,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<(crate::quant::QuantPlan, usize)> {
+        use crate::quant::calibrate::{activation_targets, build_plan, collect};
+        let plan = crate::engine::Plan::new(&self.graph, &self.sample_shapes)?;
+        let targets = activation_targets(&self.layers);
+        let stats = collect(&plan, &self.graph, &self.calib, &targets, self.config.batch_count, progress, cancel)?;
+        let qp = build_plan(&self.graph, &self.layers, &stats, &self.config.search, self.config.weight_type)?;
+        Ok((qp, stats.samples))
+    }
+
+    /// The parameter record of a calibration.
+    pub fn record(&self, plan: crate::quant::QuantPlan, samples: usize) -> crate::quant::ParamsRecord {
+        crate::quant::ParamsRecord {
+            format: crate::quant::record::RECORD_FORMAT,
+            qtune_version: env!("CARGO_PKG_VERSION").to_string(),
+            model: std::fs::canonicalize(&self.config.model)
+                .unwrap_or_else(|_| self.config.model.clone())
+                .display()
+                .to_string(),
+            model_sha256: self.model.sha256.clone(),
+            config: self.config.raw.clone(),
+            calibration_samples: samples,
+            sample_shapes: self.sample_shapes.clone(),
+            plan,
+        }
+    }
+
+    /// Names of the quantizable layers, in graph order.
+    pub fn layer_names(&self) -> Vec<String> {
+        self.layers.iter().map(|l| l.info.name.clone()).collect()
+    }
+}

@@ -7,9 +7,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod calibrate;
 mod demo;
+mod eval;
+mod export;
 mod infer;
 mod inspect;
+mod progress;
 mod shapes;
 
 /// Post-training INT8 quantization of ONNX models: calibrate, simulate, measure, tune.
@@ -35,6 +39,12 @@ pub enum Command {
     Inspect(inspect::Args),
     /// FP32 inference: writes DIR/output_K.npy for each graph output, in graph order.
     Infer(infer::Args),
+    /// Calibrate a model with a configuration; write the parameter record.
+    Calibrate(calibrate::Args),
+    /// Measure FP32 and INT8 accuracy, their delta, and per-layer fidelity.
+    Eval(eval::Args),
+    /// Write the quantized model as QDQ ONNX and/or a TensorRT calibration cache.
+    Export(export::Args),
     /// Time FP32 inference of a model (median of repeated runs).
     Bench(bench::Args),
 }
@@ -51,6 +61,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         None => demo::run(cli.quiet),
         Some(Command::Inspect(a)) => inspect::run(a, cli.model),
         Some(Command::Infer(a)) => infer::run(a, cli.model),
+        Some(Command::Calibrate(a)) => calibrate::run(a, cli.model, cli.quiet),
+        Some(Command::Eval(a)) => eval::run(a, cli.model, cli.quiet),
+        Some(Command::Export(a)) => export::run(a, cli.model, cli.quiet),
         Some(Command::Bench(a)) => bench::run(a, cli.model),
     }
 }

@@ -120,11 +120,28 @@ pub fn check_input_shapes(graph: &Graph, shapes: &[Vec<usize>]) -> EngineResult<
 /// Analyses `graph` for the given concrete input shapes (one per graph input).
 pub fn analyze(graph: &Graph, input_shapes: &[Vec<usize>]) -> EngineResult<Analysis> {
     check_input_shapes(graph, input_shapes)?;
+    analyze_with(graph, Some(input_shapes))
+}
+
+/// Analyses `graph` without binding input shapes: only what depends on constants alone
+/// folds (weights built by `ConstantOfShape`, …), shape sub-graphs of the inputs stay.
+pub fn analyze_unbound(graph: &Graph) -> EngineResult<Analysis> {
+    analyze_with(graph, None)
+}
+
+/// A copy of `graph` with every constant-only node folded, input shapes left dynamic.
+pub fn fold_constants(graph: &Graph) -> EngineResult<Graph> {
+    let a = analyze_unbound(graph)?;
+    let shapes: Vec<Option<Vec<usize>>> = vec![None; graph.values.len()];
+    Ok(crate::ir::fold::apply(graph, &a.folded, &shapes))
+}
+
+fn analyze_with(graph: &Graph, input_shapes: Option<&[Vec<usize>]>) -> EngineResult<Analysis> {
     let mut facts: Vec<Facts> = graph.values.iter().map(|v| Facts::unknown_shape(v.dtype)).collect();
     for (id, t) in &graph.constants {
         facts[id.0] = Facts::constant(t.clone());
     }
-    for (id, shape) in graph.inputs.iter().zip(input_shapes) {
+    for (id, shape) in graph.inputs.iter().zip(input_shapes.unwrap_or_default()) {
         facts[id.0].shape = Some(shape.clone());
         check_size(graph, *id, &facts[id.0], "(graph input)")?;
     }

@@ -5,7 +5,7 @@ pub mod ops;
 pub mod plan;
 pub mod runner;
 
-pub use analyze::{analyze, check_supported, prepare, unsupported_ops};
+pub use analyze::{analyze, check_supported, fold_constants, prepare, unsupported_ops};
 pub use error::{EngineError, EngineResult};
-pub use plan::Plan;
+pub use plan::{Plan, PlanOptions};
 pub use runner::Runner;

@@ -42,6 +42,23 @@ pub struct Plan {
     outputs: Vec<ValueId>,
     facts: Vec<Facts>,
     names: Vec<String>,
+    /// Emulate an FP16 runtime: float32 inputs, constants and every op output are rounded
+    /// to the nearest float16 (computation inside an op stays float32, like FP16 hardware
+    /// with float32 accumulation).
+    fp16: bool,
+}
+
+/// Options of a plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    pub fp16: bool,
+}
+
+/// Rounds every element of a float32 tensor to the nearest float16 value.
+pub fn round_to_f16(t: &mut Tensor) {
+    if let Tensor::F32(a) = t {
+        a.mapv_inplace(|x| half::f16::from_f32(x).to_f32());
+    }
 }
 
 /// Sees every value a step produces, in execution order.
@@ -50,10 +67,21 @@ pub type Observer<'a> = dyn FnMut(ValueId, &Tensor) + 'a;
 impl Plan {
     /// Compiles `graph` for concrete input shapes (one per graph input, in order).
     pub fn new(graph: &Graph, input_shapes: &[Vec<usize>]) -> EngineResult<Plan> {
+        Plan::with_options(graph, input_shapes, PlanOptions::default())
+    }
+
+    /// Like `new`, with options (FP16 emulation).
+    pub fn with_options(graph: &Graph, input_shapes: &[Vec<usize>], options: PlanOptions) -> EngineResult<Plan> {
         let analysis = analyze(graph, input_shapes)?;
         let mut constants: Vec<Option<Arc<Tensor>>> = vec![None; graph.values.len()];
         for (id, t) in graph.constants.iter().chain(analysis.folded.iter()) {
-            constants[id.0] = Some(t.clone());
+            constants[id.0] = Some(if options.fp16 && t.dtype() == DType::F32 {
+                let mut r = (**t).clone();
+                round_to_f16(&mut r);
+                Arc::new(r)
+            } else {
+                t.clone()
+            });
         }
         let mut steps = Vec::new();
         for (i, (node, op)) in graph.nodes.iter().zip(analysis.ops).enumerate() {
@@ -88,6 +116,7 @@ impl Plan {
             outputs: graph.outputs.clone(),
             facts: analysis.facts,
             names: graph.values.iter().map(|v| v.name.clone()).collect(),
+            fp16: options.fp16,
         };
         plan.prune_dead_steps();
         plan.compute_frees();
@@ -179,8 +208,11 @@ impl Plan {
                     source,
                 })?
             };
-            for (o, t) in step.outputs.iter().zip(outs) {
+            for (o, mut t) in step.outputs.iter().zip(outs) {
                 if let Some(v) = o {
+                    if self.fp16 {
+                        round_to_f16(&mut t);
+                    }
                     observer(*v, &t);
                     values[v.0] = Some(Arc::new(t));
                 }
@@ -208,7 +240,7 @@ impl Plan {
                 inputs.len()
             )));
         }
-        for (spec, t) in self.inputs.iter().zip(inputs) {
+        for (spec, mut t) in self.inputs.iter().zip(inputs) {
             if t.dtype() != spec.dtype {
                 return Err(EngineError::Input {
                     name: spec.name.clone(),
@@ -220,6 +252,9 @@ impl Plan {
                     name: spec.name.clone(),
                     msg: format!("expected shape {}, got {}", fmt_shape(&spec.shape), fmt_shape(t.shape())),
                 });
+            }
+            if self.fp16 {
+                round_to_f16(&mut t);
             }
             values[spec.id.0] = Some(Arc::new(t));
         }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::config::Metric;
-use crate::engine::Plan;
+use crate::engine::{Plan, PlanOptions};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Tensor, ValueId};
 use crate::workspace::{EvalSet, Workspace};
@@ -79,10 +79,11 @@ impl<'w> Evaluator<'w> {
     }
 
     /// Evaluates `graph` (a quantized variant of the workspace's prepared graph).
-    /// `quantized` names the layers that are quantized in it.
-    pub fn evaluate(&self, graph: &Graph, quantized: &dyn Fn(&str) -> bool, progress: Progress) -> Result<EvalReport> {
+    /// `quantized` names the layers that are quantized in it; `fp16` emulates FP16 for
+    /// everything left in float.
+    pub fn evaluate(&self, graph: &Graph, quantized: &dyn Fn(&str) -> bool, fp16: bool, progress: Progress) -> Result<EvalReport> {
         let t0 = Instant::now();
-        let plan = Plan::new(graph, &self.ws.sample_shapes)?;
+        let plan = Plan::with_options(graph, &self.ws.sample_shapes, PlanOptions { fp16 })?;
         // Layer outputs keep their names in the quantized graph.
         let layer_values: Vec<(ValueId, ValueId)> = self
             .ws
