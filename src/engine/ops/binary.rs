@@ -190,11 +190,19 @@ impl Op for PRelu {
     fn run(&self, inputs: &[Option<&Tensor>]) -> OpResult<Vec<Tensor>> {
         let (x, s) = same_pair(inputs)?;
         check_prelu_shapes(x.shape(), s.shape())?;
-        let y = with_num!(x.dtype(), T => {
-            T::wrap(zip2(view::<T>(x)?, view::<T>(s)?, |v: T, k: T| if v < T::ZERO { v.mul(k) } else { v })?)
-        }, return Err(bad_dtype(0, x.dtype(), "a signed numeric type")));
+        let y = with_num!(x.dtype(), T => T::wrap(prelu::<T>(view(x)?, view(s)?)?), {
+            return Err(bad_dtype(0, x.dtype(), "a signed numeric type"))
+        });
         Ok(vec![y])
     }
+}
+
+fn prelu<T: Num>(x: &ArrayD<T>, slope: &ArrayD<T>) -> OpResult<ArrayD<T>> {
+    zip2(
+        x,
+        slope,
+        |v: T, k: T| if v < T::ZERO { v.mul(k) } else { v },
+    )
 }
 
 /// Where(condition, x, y), all three broadcast.

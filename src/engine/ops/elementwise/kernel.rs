@@ -75,21 +75,3 @@ where
 {
     array(a.shape(), map(&data(a), f))
 }
-
-/// Runs `f(offset, chunk)` over consecutive chunks of `out` whose lengths are multiples
-/// of `unit` (one row, one channel plane, ...), in parallel when `out` is large.
-pub(crate) fn for_chunks<U, F>(out: &mut [U], unit: usize, f: F)
-where
-    U: Send,
-    F: Fn(usize, &mut [U]) + Sync + Send,
-{
-    let unit = unit.max(1);
-    if parallel(out.len()) && out.len() > unit {
-        let per = PAR_CHUNK.div_ceil(unit) * unit;
-        out.par_chunks_mut(per)
-            .enumerate()
-            .for_each(|(i, c)| f(i * per, c));
-    } else {
-        f(0, out);
-    }
-}
