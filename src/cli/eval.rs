@@ -7,7 +7,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use qtune::quant::{ParamsRecord, apply};
+use qtune::quant::ParamsRecord;
+use qtune::quant::export::simulate;
 
 use super::calibrate::open;
 use super::progress::Bar;
@@ -45,7 +46,10 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     if let Some(bad) = exclude.iter().find(|e| !names.contains(*e)) {
         anyhow::bail!("{}: exclude_op names `{bad}`, which is not a quantizable layer of the model (see `qtune inspect`)", args.config.display());
     }
-    let sim = apply(&ws.graph, &plan, &exclude)?;
+    let (sim, warnings) = simulate(&ws.graph, &plan, &exclude)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     let n = ws.eval.as_ref().map(|e| e.data.len()).unwrap_or(0);
     let bar = Bar::new(quiet, n, "FP32");
     let ev = qtune::eval::Evaluator::new(&ws, &|i| bar.set(i)).context("FP32 evaluation")?;

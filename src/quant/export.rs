@@ -27,21 +27,30 @@ pub struct QdqModel {
 /// back to per-tensor scales (opset 10–12), with a warning.
 pub fn export_qdq(original: &Graph, plan: &QuantPlan, exclude: &HashSet<String>, metadata: &[(String, String)]) -> Result<QdqModel, QuantError> {
     let folded = fold_constants(original).map_err(|e| QuantError::Invalid(e.to_string()))?;
-    let mut sim = apply(&folded, plan, exclude)?;
-    let mut warnings = Vec::new();
-    if let Err(e) = upgrade_to_13(&mut sim) {
-        if original.opset < 10 {
-            return Err(QuantError::Invalid(format!(
-                "cannot raise opset {} to {QDQ_OPSET} for QuantizeLinear: {e}",
-                original.opset
-            )));
-        }
-        warnings.push(format!("kept opset {} ({e}); weights are exported per tensor", original.opset));
-        let per_tensor = per_tensor_plan(&folded, plan)?;
-        sim = apply(&folded, &per_tensor, exclude)?;
-    }
+    let (sim, warnings) = simulate(&folded, plan, exclude)?;
     let opset = sim.opset;
     Ok(QdqModel { bytes: model_bytes(&sim, metadata), opset, warnings })
+}
+
+/// The simulated graph of `graph` (weights constant): Q/DQ inserted by `apply`, the opset
+/// raised to 13 for per-channel `DequantizeLinear`, or, when a node cannot be converted,
+/// the original opset (≥ 10) with per-tensor weights and a warning. The engine evaluates
+/// exactly this graph, and export writes it.
+pub fn simulate(graph: &Graph, plan: &QuantPlan, exclude: &HashSet<String>) -> Result<(Graph, Vec<String>), QuantError> {
+    let mut sim = apply(graph, plan, exclude)?;
+    let mut warnings = Vec::new();
+    if let Err(e) = upgrade_to_13(&mut sim) {
+        if graph.opset < 10 {
+            return Err(QuantError::Invalid(format!(
+                "cannot raise opset {} to {QDQ_OPSET} for QuantizeLinear: {e}",
+                graph.opset
+            )));
+        }
+        warnings.push(format!("kept opset {} ({e}); weights are quantized per tensor", graph.opset));
+        let per_tensor = per_tensor_plan(graph, plan)?;
+        sim = apply(graph, &per_tensor, exclude)?;
+    }
+    Ok((sim, warnings))
 }
 
 /// The plan with every weight quantized per tensor.
