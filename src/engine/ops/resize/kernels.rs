@@ -46,6 +46,8 @@ pub(super) fn nearest<T: Elem>(
     let rep = (shape[r - 1] > 0 && inner.is_multiple_of(shape[r - 1]))
         .then(|| inner / shape[r - 1])
         .filter(|&s| s > 1 && last.iter().enumerate().all(|(x, &t)| t == Some(x / s)));
+    // Without extrapolation, the last axis is a plain index table.
+    let last_plain: Option<Vec<usize>> = last.iter().copied().collect();
     let outer = &out_shape[..r - 1];
     let rows = |chunk: &mut [T], first: usize| {
         let mut idx = vec![0usize; r - 1];
@@ -67,13 +69,14 @@ pub(super) fn nearest<T: Elem>(
                 (Some(b), _) => {
                     let row = &mut chunk[start..start + inner];
                     let srow = &src[b..b + shape[r - 1]];
-                    match rep {
-                        Some(s) => {
-                            for (o, &v) in row.chunks_exact_mut(s).zip(srow) {
-                                o.fill(v);
+                    match (rep, &last_plain) {
+                        (Some(s), _) => replicate(row, srow, s),
+                        (None, Some(t)) => {
+                            for (o, &t) in row.iter_mut().zip(t) {
+                                *o = srow[t];
                             }
                         }
-                        None => {
+                        (None, None) => {
                             for (o, t) in row.iter_mut().zip(last) {
                                 *o = t.map_or(fill, |t| srow[t]);
                             }
@@ -102,6 +105,26 @@ pub(super) fn nearest<T: Elem>(
         rows(&mut out, 0);
     }
     Ok(T::into_tensor(to_array(out_shape, out)?))
+}
+
+/// Writes each element of `src` `s` times in a row (`dst.len() == s * src.len()`).
+fn replicate<T: Copy>(dst: &mut [T], src: &[T], s: usize) {
+    fn fixed<T: Copy, const S: usize>(dst: &mut [T], src: &[T]) {
+        for (o, &v) in dst.as_chunks_mut::<S>().0.iter_mut().zip(src) {
+            *o = [v; S];
+        }
+    }
+    match s {
+        2 => fixed::<T, 2>(dst, src),
+        3 => fixed::<T, 3>(dst, src),
+        4 => fixed::<T, 4>(dst, src),
+        8 => fixed::<T, 8>(dst, src),
+        _ => {
+            for (o, &v) in dst.chunks_exact_mut(s).zip(src) {
+                o.fill(v);
+            }
+        }
+    }
 }
 
 /// Linear or cubic resize of a float32 tensor.
