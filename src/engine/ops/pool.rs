@@ -277,24 +277,16 @@ impl Op for Pool {
             return window::max_with_indices(x, planes, &axes, &out_shape, self.col_major);
         }
         let out = match (self.kind, x) {
-            (Kind::Max, Tensor::F32(a)) => Tensor::F32(window::max(a, planes, &axes, &out_shape)?),
-            (Kind::Max, Tensor::F64(a)) => Tensor::F64(window::max(a, planes, &axes, &out_shape)?),
-            (Kind::Max, Tensor::I8(a)) => Tensor::I8(window::max(a, planes, &axes, &out_shape)?),
-            (Kind::Max, Tensor::U8(a)) => Tensor::U8(window::max(a, planes, &axes, &out_shape)?),
-            (Kind::Avg, Tensor::F32(a)) => Tensor::F32(window::avg(
-                a,
-                planes,
-                &axes,
-                &out_shape,
-                self.count_include_pad,
-            )?),
-            (Kind::Avg, Tensor::F64(a)) => Tensor::F64(window::avg(
-                a,
-                planes,
-                &axes,
-                &out_shape,
-                self.count_include_pad,
-            )?),
+            (Kind::Max, Tensor::F32(a)) => Tensor::F32(window::max(a, &axes, &out_shape)?),
+            (Kind::Max, Tensor::F64(a)) => Tensor::F64(window::max(a, &axes, &out_shape)?),
+            (Kind::Max, Tensor::I8(a)) => Tensor::I8(window::max(a, &axes, &out_shape)?),
+            (Kind::Max, Tensor::U8(a)) => Tensor::U8(window::max(a, &axes, &out_shape)?),
+            (Kind::Avg, Tensor::F32(a)) => {
+                Tensor::F32(window::avg(a, &axes, &out_shape, self.count_include_pad)?)
+            }
+            (Kind::Avg, Tensor::F64(a)) => {
+                Tensor::F64(window::avg(a, &axes, &out_shape, self.count_include_pad)?)
+            }
             (_, other) => return Err(bad_dtype(0, other.dtype(), "a supported pooling type")),
         };
         Ok(vec![out])

@@ -1,8 +1,7 @@
-//! Windowed pooling over NC… planes. Each output row (all spatial axes but the last
-//! fixed) accumulates whole input rows: for every tap of the leading axes and every tap
-//! `kw` of the last axis, the outputs whose window holds that tap form a contiguous
-//! range, combined with the input row in one loop (a vectorizable slice loop at
-//! stride 1). Padded taps are simply skipped.
+//! Windowed pooling. Max and sum are separable, so the spatial axes are pooled one pass
+//! at a time, innermost first: the first pass reduces each input row to its windows in
+//! registers, the later ones combine whole rows of the previous result (vectorized).
+//! Padded taps are skipped; the average divides by a per-axis count in each pass.
 
 use ndarray::ArrayD;
 use rayon::prelude::*;
@@ -13,7 +12,9 @@ use crate::engine::ops::shape::{parallel, row_major, to_array};
 use crate::ir::Tensor;
 
 /// An element type MaxPool supports.
-pub(super) trait MaxElem: Copy + Send + Sync + PartialOrd {
+pub(super) trait MaxElem:
+    Copy + Send + Sync + PartialOrd + std::ops::Mul<Output = Self>
+{
     const LOWEST: Self;
 }
 
@@ -51,152 +52,208 @@ impl AvgElem for f64 {
     }
 }
 
-/// For each tap `kw` of the last axis: the outputs `lo..hi` whose window holds an input
-/// position for it, and the input position of output `lo`.
-fn last_axis_runs(a: &Axis) -> Vec<(usize, usize, usize)> {
-    (0..a.kernel)
-        .filter_map(|j| {
-            let off = j * a.dilation;
-            let lo = a.pad_begin.saturating_sub(off).div_ceil(a.stride);
-            let hi = (a.input + a.pad_begin)
-                .saturating_sub(off)
-                .div_ceil(a.stride)
-                .min(a.output);
-            (lo < hi).then(|| (lo, hi, lo * a.stride + off - a.pad_begin))
+/// For each output position of an axis: the input position of its first tap inside
+/// the input, and how many of its taps are inside (they are consecutive).
+fn windows(a: &Axis) -> Vec<(usize, usize)> {
+    (0..a.output)
+        .map(|o| {
+            let mut taps = (0..a.kernel).filter_map(|j| a.pos(o, j));
+            let first = taps.next();
+            (first.unwrap_or(0), first.map_or(0, |_| 1 + taps.count()))
         })
         .collect()
 }
 
-/// Pools every plane of `src` into `out_shape` with `combine`, starting from `init`;
-/// `finish(row_index_coords, row)` post-processes each output row (the average's divide).
-fn pool_planes<T, C, F>(
-    src: &[T],
-    planes: usize,
-    axes: &[Axis],
-    out_shape: &[usize],
-    init: T,
-    combine: C,
-    finish: F,
-) -> OpResult<Vec<T>>
+/// The innermost pass over many rows: each padded row (padding = `init`, the identity
+/// of `combine`) is split into `stride` phases, so tap `t` of every window reads one
+/// contiguous slice of a phase and the windows combine in vectorizable loops.
+fn pool_rows<T, C>(src: &[T], out: &mut [T], a: &Axis, init: T, combine: &C, scale: Option<&[T]>)
 where
-    T: Copy + Send + Sync,
-    C: Fn(T, T) -> T + Sync,
-    F: Fn(&[usize], &mut [T]) + Sync,
+    T: Copy + std::ops::Mul<Output = T>,
+    C: Fn(T, T) -> T,
 {
-    let sp = axes.len();
-    let in_plane: usize = axes.iter().map(|a| a.input).product();
-    let out_plane: usize = axes.iter().map(|a| a.output).product();
-    let mut out = vec![init; planes * out_plane];
-    if out.is_empty() || in_plane == 0 {
-        let _ = out_shape;
-        return Ok(out);
-    }
-    let last = &axes[sp - 1];
-    let (w, ow) = (last.input, last.output);
-    let runs = last_axis_runs(last);
-    let lead = &axes[..sp - 1];
-    let in_strides = crate::ir::shape::strides(&axes.iter().map(|a| a.input).collect::<Vec<_>>());
-    let taps_lead: usize = lead.iter().map(|a| a.kernel).product();
-    let plane = |s: &[T], d: &mut [T]| {
-        let mut o = vec![0usize; sp - 1];
-        for row in d.chunks_exact_mut(ow) {
-            // Every combination of taps over the leading axes.
-            for t in 0..taps_lead {
-                let mut rest = t;
-                let mut off = 0;
-                let mut inside = true;
-                for k in (0..sp - 1).rev() {
-                    let j = rest % lead[k].kernel;
-                    rest /= lead[k].kernel;
-                    match lead[k].pos(o[k], j) {
-                        Some(p) => off += p * in_strides[k],
-                        None => {
-                            inside = false;
-                            break;
-                        }
+    let (len, st, d, pb) = (a.input, a.stride, a.dilation, a.pad_begin);
+    // Padded positions the windows reach (with ceil_mode, possibly past the pads).
+    let total = (a.output - 1) * st + (a.kernel - 1) * d + 1;
+    let plen = total.div_ceil(st);
+    // The padded row (positions 0..plen·st), then its phases: phase r holds positions ≡ r mod st.
+    let mut padded = vec![init; plen * st];
+    let (lo, hi) = (pb.min(padded.len()), (pb + len).min(padded.len()));
+    let mut phases = if st == 1 {
+        Vec::new()
+    } else {
+        vec![init; plen * st]
+    };
+    for (srow, orow) in src.chunks_exact(len).zip(out.chunks_exact_mut(a.output)) {
+        padded[lo..hi].copy_from_slice(&srow[..hi - lo]);
+        let phases: &[T] = match st {
+            1 => &padded,
+            2 => {
+                let (p0, p1) = phases.split_at_mut(plen);
+                for ((e, o), &[x, y]) in p0
+                    .iter_mut()
+                    .zip(p1.iter_mut())
+                    .zip(padded.as_chunks::<2>().0)
+                {
+                    *e = x;
+                    *o = y;
+                }
+                &phases
+            }
+            _ => {
+                for (k, c) in padded.chunks_exact(st).enumerate() {
+                    for (r, &v) in c.iter().enumerate() {
+                        phases[r * plen + k] = v;
                     }
                 }
-                if !inside {
-                    continue;
-                }
-                let irow = &s[off..off + w];
-                for &(lo, hi, p0) in &runs {
-                    let dst = &mut row[lo..hi];
-                    if last.stride == 1 {
-                        for (d, &v) in dst.iter_mut().zip(&irow[p0..p0 + (hi - lo)]) {
-                            *d = combine(*d, v);
-                        }
-                    } else {
-                        for (d, &v) in dst.iter_mut().zip(irow[p0..].iter().step_by(last.stride)) {
-                            *d = combine(*d, v);
-                        }
-                    }
+                &phases
+            }
+        };
+        for t in 0..a.kernel {
+            let off = t * d;
+            let base = (off % st) * plen + off / st;
+            let tap = &phases[base..base + a.output];
+            if t == 0 {
+                orow.copy_from_slice(tap);
+            } else {
+                for (o, &v) in orow.iter_mut().zip(tap) {
+                    *o = combine(*o, v);
                 }
             }
-            finish(&o, row);
-            for k in (0..sp - 1).rev() {
-                o[k] += 1;
-                if o[k] < lead[k].output {
-                    break;
+        }
+        if let Some(sc) = scale {
+            for (o, &f) in orow.iter_mut().zip(sc) {
+                *o = *o * f;
+            }
+        }
+    }
+}
+
+/// One pooling pass along an axis of `src`, seen as `[outer, a.input, inner]`:
+/// combines each window's taps (rows of `inner` values), then multiplies by
+/// `scale[o]` if given (the average's per-axis divisor).
+fn pool_axis<T, C>(
+    src: &[T],
+    inner: usize,
+    a: &Axis,
+    init: T,
+    combine: &C,
+    scale: Option<&[T]>,
+) -> Vec<T>
+where
+    T: Copy + Send + Sync + std::ops::Mul<Output = T>,
+    C: Fn(T, T) -> T + Sync,
+{
+    let win = windows(a);
+    let (len, d) = (a.input, a.dilation);
+    let in_block = len * inner;
+    let out_block = a.output * inner;
+    let outer = src.len().checked_div(in_block).unwrap_or(0);
+    let mut out = vec![init; outer * out_block];
+    if out.is_empty() || in_block == 0 {
+        return out;
+    }
+    // Whole runs of blocks (`s`: input blocks, `o`: their output blocks).
+    let blocks = |s: &[T], o: &mut [T]| {
+        if inner == 1 {
+            return pool_rows(s, o, a, init, combine, scale);
+        }
+        for (s, o) in s.chunks_exact(in_block).zip(o.chunks_exact_mut(out_block)) {
+            for (p, (dst, &(st, cnt))) in o.chunks_exact_mut(inner).zip(&win).enumerate() {
+                for t in 0..cnt {
+                    let row = &s[(st + t * d) * inner..(st + t * d + 1) * inner];
+                    if t == 0 {
+                        dst.copy_from_slice(row);
+                    } else {
+                        dst.iter_mut()
+                            .zip(row)
+                            .for_each(|(m, &x)| *m = combine(*m, x));
+                    }
                 }
-                o[k] = 0;
+                if let Some(sc) = scale {
+                    let f = sc[p];
+                    dst.iter_mut().for_each(|m| *m = *m * f);
+                }
             }
         }
     };
-    let work = out.len() * axes.iter().map(|a| a.kernel).product::<usize>();
-    if parallel(work) && planes > 1 {
-        out.par_chunks_mut(out_plane)
-            .zip(src.par_chunks(in_plane))
-            .for_each(|(d, s)| plane(s, d));
+    if parallel(out.len() * a.kernel) && outer > 1 {
+        let per = outer.div_ceil(rayon::current_num_threads() * 4).max(1);
+        out.par_chunks_mut(per * out_block)
+            .zip(src.par_chunks(per * in_block))
+            .for_each(|(o, s)| blocks(s, o));
     } else {
-        out.chunks_mut(out_plane)
-            .zip(src.chunks(in_plane))
-            .for_each(|(d, s)| plane(s, d));
+        blocks(src, &mut out);
     }
-    Ok(out)
+    out
+}
+
+/// Pools the spatial axes one after the other, innermost first (pooling is separable:
+/// a max of maxima, a sum of sums), each pass shrinking the data for the next.
+fn pool_separable<T, C>(
+    src: &[T],
+    axes: &[Axis],
+    init: T,
+    combine: C,
+    scales: Option<&[Vec<T>]>,
+) -> Vec<T>
+where
+    T: Copy + Send + Sync + std::ops::Mul<Output = T>,
+    C: Fn(T, T) -> T + Sync,
+{
+    let mut inner = 1;
+    let mut cur: Option<Vec<T>> = None;
+    for k in (0..axes.len()).rev() {
+        let s = cur.as_deref().unwrap_or(src);
+        let next = pool_axis(
+            s,
+            inner,
+            &axes[k],
+            init,
+            &combine,
+            scales.map(|sc| sc[k].as_slice()),
+        );
+        inner *= axes[k].output;
+        cur = Some(next);
+    }
+    cur.unwrap_or_else(|| src.to_vec())
 }
 
 /// MaxPool values.
 pub(super) fn max<T: MaxElem>(
     a: &ArrayD<T>,
-    planes: usize,
     axes: &[Axis],
     out_shape: &[usize],
 ) -> OpResult<ArrayD<T>> {
     let src = row_major(a);
-    let out = pool_planes(
+    let out = pool_separable(
         &src,
-        planes,
         axes,
-        out_shape,
         T::LOWEST,
         |m, v| if v > m { v } else { m },
-        |_, _| {},
-    )?;
+        None,
+    );
     to_array(out_shape, out)
 }
 
-/// AveragePool: sums divided by the number of counted taps (a product over the axes).
+/// AveragePool: sums divided by the number of counted taps (a product over the axes,
+/// applied per axis).
 pub(super) fn avg<T: AvgElem>(
     a: &ArrayD<T>,
-    planes: usize,
     axes: &[Axis],
     out_shape: &[usize],
     include_pad: bool,
 ) -> OpResult<ArrayD<T>> {
     let src = row_major(a);
-    let counts: Vec<Vec<usize>> = axes
+    let scales: Vec<Vec<T>> = axes
         .iter()
-        .map(|a| (0..a.output).map(|o| a.count(o, include_pad)).collect())
+        .map(|a| {
+            (0..a.output)
+                .map(|o| T::recip(a.count(o, include_pad).max(1)))
+                .collect()
+        })
         .collect();
-    let sp = axes.len();
-    let finish = |o: &[usize], row: &mut [T]| {
-        let lead: usize = o.iter().enumerate().map(|(k, &i)| counts[k][i]).product();
-        for (v, &c) in row.iter_mut().zip(&counts[sp - 1]) {
-            *v = *v * T::recip((lead * c).max(1));
-        }
-    };
-    let out = pool_planes(&src, planes, axes, out_shape, T::ZERO, |s, v| s + v, finish)?;
+    let out = pool_separable(&src, axes, T::ZERO, |s, v| s + v, Some(&scales));
     to_array(out_shape, out)
 }
 
@@ -343,7 +400,7 @@ mod tests {
             let out = (11 + pb + pe - span) / s + 1;
             let a = axis(11, k, s, d, pb, pe, out);
             let arr = ArrayD::from_shape_vec(ndarray::IxDyn(&[1, 1, 11]), x.clone()).unwrap();
-            let got = max(&arr, 1, std::slice::from_ref(&a), &[1, 1, out]).unwrap();
+            let got = max(&arr, std::slice::from_ref(&a), &[1, 1, out]).unwrap();
             assert_eq!(
                 got.as_slice().unwrap(),
                 naive_max(&x, &a).as_slice(),
