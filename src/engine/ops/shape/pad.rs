@@ -121,6 +121,7 @@ fn pad<T: Elem>(
     x: &Tensor,
     out_shape: &[usize],
     maps: &[Vec<Option<usize>>],
+    last_before: i64,
     value: T,
 ) -> OpResult<Tensor> {
     let data = row_major(typed::<T>(x, 0, x.dtype())?);
@@ -135,12 +136,10 @@ fn pad<T: Elem>(
     }
     let st = crate::ir::shape::strides(x.shape());
     let last = &maps[r - 1];
-    // The interior run of the last axis: consecutive output positions reading consecutive sources.
-    let lo = last.iter().position(|m| m.is_some()).unwrap_or(0);
-    let mut hi = lo;
-    while hi < last.len() && last[hi].is_some() && last[hi] == last[lo].map(|s| s + hi - lo) {
-        hi += 1;
-    }
+    // The interior of the last axis (outputs copying the input row): one memcpy per row.
+    let (n_out, n_in) = (last.len() as i64, x.shape()[r - 1] as i64);
+    let lo = last_before.clamp(0, n_out) as usize;
+    let hi = (last_before + n_in).clamp(lo as i64, n_out) as usize;
     let inner = out_shape[r - 1];
     let mut idx = vec![0usize; r - 1];
     for row in out.chunks_exact_mut(inner) {
@@ -154,10 +153,8 @@ fn pad<T: Elem>(
             {
                 row[lo..hi].copy_from_slice(&data[b + s0..b + s0 + hi - lo]);
             }
-            for (o, m) in last.iter().enumerate() {
-                if (o < lo || o >= hi)
-                    && let Some(s) = m
-                {
+            for o in (0..lo).chain(hi..last.len()) {
+                if let Some(s) = last[o] {
                     row[o] = data[b + s];
                 }
             }
@@ -229,7 +226,7 @@ impl Op for Pad {
                 },
                 None => T::from_f64(self.attr_value),
             };
-            pad::<T>(x, &out_shape, &maps, v)
+            pad::<T>(x, &out_shape, &maps, p.last().map_or(0, |p| p.0), v)
         })
         .map(|t| vec![t])
     }

@@ -11,8 +11,10 @@ use rayon::prelude::*;
 use super::parallel;
 use crate::engine::ops::{OpError, OpResult};
 
-/// Tile edge for 2-D transpositions, in elements.
+/// Tile edge for 2-D transpositions, in elements (a band of rows), and the block
+/// moved through registers.
 const TILE: usize = 32;
+const MB: usize = 8;
 
 /// Dimensions and strides (in elements) of a view, innermost last.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,18 +161,33 @@ fn transpose_tiles<T: Copy + Send + Sync>(src: &[T], offset: isize, d: &Dims, ou
     let outer = (&d.shape[..r - 2], &d.strides[..r - 2]);
     let block = |k: usize, blk: &mut [T]| {
         let base = Rows::new(outer.0, outer.1, offset, k).next_base();
-        // One band = up to TILE output rows (i), all columns (j).
+        // One band = up to TILE output rows (i), all columns (j), moved in 8×8 blocks.
         let band = |bi: usize, rows: &mut [T]| {
             let i0 = bi * TILE;
             let ni = rows.len() / b;
-            for j0 in (0..b).step_by(TILE) {
-                let j1 = (j0 + TILE).min(b);
-                for j in j0..j1 {
-                    let s0 = (base + j as isize * sb) as usize + i0;
-                    let col = &src[s0..s0 + ni];
-                    for (i, &v) in col.iter().enumerate() {
-                        rows[i * b + j] = v;
+            let at = |i: usize, j: usize| (base + j as isize * sb) as usize + i0 + i;
+            let full_i = ni - ni % MB;
+            let full_j = b - b % MB;
+            for jb in (0..full_j).step_by(MB) {
+                for ib in (0..full_i).step_by(MB) {
+                    let mut blk = [[src[at(ib, jb)]; MB]; MB];
+                    for (jj, col) in blk.iter_mut().enumerate() {
+                        let s0 = at(ib, jb + jj);
+                        col.copy_from_slice(&src[s0..s0 + MB]);
                     }
+                    for ii in 0..MB {
+                        let d = &mut rows[(ib + ii) * b + jb..(ib + ii) * b + jb + MB];
+                        for (jj, v) in d.iter_mut().enumerate() {
+                            *v = blk[jj][ii];
+                        }
+                    }
+                }
+            }
+            // The ragged right and bottom edges.
+            for i in 0..ni {
+                let from = if i < full_i { full_j } else { 0 };
+                for j in from..b {
+                    rows[i * b + j] = src[at(i, j)];
                 }
             }
         };
