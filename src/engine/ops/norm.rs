@@ -7,11 +7,13 @@
 mod layer;
 mod lrn;
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::ir::{DType, Facts, Tensor};
 
-use super::elementwise::kernel::{PAR_CHUNK, array, data, parallel};
+use super::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel};
 use super::elementwise::scalar::{Float, with_float};
 use super::{BuildCtx, BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
 
@@ -25,31 +27,33 @@ pub const OPS: &[(&str, BuildFn)] = &[
 
 /// y = x·a[c] + b[c] for x of shape [N, C, inner...] (flattened), `a` and `b` of length C.
 fn affine<F: Float>(x: &[F], channels: usize, inner: usize, a: &[F], b: &[F]) -> Vec<F> {
-    let mut out = vec![F::ZERO; x.len()];
     if inner == 0 || channels == 0 {
-        return out;
+        return Vec::new();
     }
-    let body = |(i, (o, xs)): (usize, (&mut [F], &[F]))| {
+    let body = |(i, (o, xs)): (usize, (&mut [MaybeUninit<F>], &[F]))| {
         let c = i % channels;
         let (a, b) = (a[c], b[c]);
         for (o, &v) in o.iter_mut().zip(xs) {
-            *o = v * a + b;
+            o.write(v * a + b);
         }
     };
-    if parallel(x.len()) {
-        let min = PAR_CHUNK.div_ceil(inner);
-        out.par_chunks_mut(inner)
-            .zip(x.par_chunks(inner))
-            .with_min_len(min)
-            .enumerate()
-            .for_each(body);
-    } else {
-        out.chunks_mut(inner)
-            .zip(x.chunks(inner))
-            .enumerate()
-            .for_each(body);
-    }
-    out
+    let fill = |out: &mut [MaybeUninit<F>]| {
+        if parallel(x.len()) {
+            let min = PAR_CHUNK.div_ceil(inner);
+            out.par_chunks_mut(inner)
+                .zip(x.par_chunks(inner))
+                .with_min_len(min)
+                .enumerate()
+                .for_each(body);
+        } else {
+            out.chunks_mut(inner)
+                .zip(x.chunks(inner))
+                .enumerate()
+                .for_each(body);
+        }
+    };
+    // SAFETY: the output rows pair up with input rows of the same length and cover all.
+    unsafe { build_vec(x.len(), fill) }
 }
 
 /// Mean and population variance of a slice, in f64.

@@ -17,10 +17,12 @@
 
 mod layout;
 
+use std::mem::MaybeUninit;
+
 use crate::ir::tensor::onnx_type_name;
 use crate::ir::{DType, Facts, Tensor};
 
-use super::elementwise::kernel::{array, data};
+use super::elementwise::kernel::{array, build_vec, data};
 use super::elementwise::math::round_small_f32;
 use super::{BuildCtx, BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
 use layout::{Layout, Params};
@@ -362,20 +364,25 @@ fn quantize_one<Q: QType>(x: f32, s: f32, zp: i32) -> Q {
 
 /// QuantizeLinear over the whole tensor.
 pub(crate) fn quantize<Q: QType>(x: &[f32], scale: &[f32], zp: &[i32], layout: &Layout) -> Vec<Q> {
-    let mut out = vec![Q::default(); x.len()];
-    layout.for_rows(&mut out, x, scale, zp, |o, xs, p| match p {
-        Params::Const(s, z) => {
-            for (o, &v) in o.iter_mut().zip(xs) {
-                *o = quantize_one(v, s, z);
+    let fill = |out: &mut [MaybeUninit<Q>]| {
+        layout.for_rows(out, x, scale, zp, |o, xs, p| match p {
+            Params::Const(s, z) => {
+                let xs = &xs[..o.len()];
+                for (o, &v) in o.iter_mut().zip(xs) {
+                    o.write(quantize_one(v, s, z));
+                }
             }
-        }
-        Params::Slice(s, z) => {
-            for (((o, &v), &s), &z) in o.iter_mut().zip(xs).zip(s).zip(z) {
-                *o = quantize_one(v, s, z);
+            Params::Slice(s, z) => {
+                let (xs, s, z) = (&xs[..o.len()], &s[..o.len()], &z[..o.len()]);
+                for (((o, &v), &s), &z) in o.iter_mut().zip(xs).zip(s).zip(z) {
+                    o.write(quantize_one(v, s, z));
+                }
             }
-        }
-    });
-    out
+        })
+    };
+    // SAFETY: `for_rows` hands out rows covering all of `out` (its length is `x.len()`),
+    // and each arm writes every element of its row or panics on a short input slice.
+    unsafe { build_vec(x.len(), fill) }
 }
 
 /// DequantizeLinear over the whole tensor.
@@ -385,20 +392,24 @@ pub(crate) fn dequantize<Q: QType>(
     zp: &[i32],
     layout: &Layout,
 ) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
-    layout.for_rows(&mut out, x, scale, zp, |o, xs, p| match p {
-        Params::Const(s, z) => {
-            for (o, &v) in o.iter_mut().zip(xs) {
-                *o = v.to_i32().wrapping_sub(z) as f32 * s;
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        layout.for_rows(out, x, scale, zp, |o, xs, p| match p {
+            Params::Const(s, z) => {
+                let xs = &xs[..o.len()];
+                for (o, &v) in o.iter_mut().zip(xs) {
+                    o.write(v.to_i32().wrapping_sub(z) as f32 * s);
+                }
             }
-        }
-        Params::Slice(s, z) => {
-            for (((o, &v), &s), &z) in o.iter_mut().zip(xs).zip(s).zip(z) {
-                *o = v.to_i32().wrapping_sub(z) as f32 * s;
+            Params::Slice(s, z) => {
+                let (xs, s, z) = (&xs[..o.len()], &s[..o.len()], &z[..o.len()]);
+                for (((o, &v), &s), &z) in o.iter_mut().zip(xs).zip(s).zip(z) {
+                    o.write(v.to_i32().wrapping_sub(z) as f32 * s);
+                }
             }
-        }
-    });
-    out
+        })
+    };
+    // SAFETY: as in `quantize`.
+    unsafe { build_vec(x.len(), fill) }
 }
 
 #[cfg(test)]

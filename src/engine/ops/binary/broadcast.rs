@@ -7,10 +7,12 @@
 //! loop is a plain slice zip: same shape is one long row, a scalar is a row with a
 //! fixed operand, and [1,C,1,1] against [N,C,H,W] is N·C rows of H·W with a fixed one.
 
+use std::mem::MaybeUninit;
+
 use ndarray::ArrayD;
 use rayon::prelude::*;
 
-use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, array, data, parallel};
+use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel};
 use crate::engine::ops::{OpError, OpResult};
 use crate::ir::shape::broadcast_all;
 
@@ -119,9 +121,10 @@ impl<const N: usize> Bcast<N> {
         }
     }
 
-    /// Calls `f(segment, offsets)` for consecutive pieces of `out` (length `len()`)
-    /// that each lie within one inner row; `offsets` are the inputs' flat indices at
-    /// the segment's first element. Large outputs are split across rayon workers.
+    /// Calls `f(segment, offsets)` for consecutive pieces of `out` that each lie within
+    /// one inner row and together cover all of `out` when its length is `len()` (else
+    /// nothing is called); `offsets` are the inputs' flat indices at the segment's first
+    /// element. Large outputs are split across rayon workers.
     pub fn for_segments<O, F>(&self, out: &mut [O], f: F)
     where
         O: Send,
@@ -164,30 +167,33 @@ where
     let bc = Bcast::new([a.shape(), b.shape()])?;
     let (da, db) = (data(a), data(b));
     let (da, db): (&[A], &[B]) = (&da, &db);
-    let mut out = vec![O::default(); bc.len()];
-    bc.for_segments(&mut out, |o, [oa, ob]| {
-        let n = o.len();
-        match bc.steps {
-            [1, 1] => {
-                for ((o, &x), &y) in o.iter_mut().zip(&da[oa..oa + n]).zip(&db[ob..ob + n]) {
-                    *o = f(x, y);
+    let fill = |out: &mut [MaybeUninit<O>]| {
+        bc.for_segments(out, |o, [oa, ob]| {
+            let n = o.len();
+            match bc.steps {
+                [1, 1] => {
+                    for ((o, &x), &y) in o.iter_mut().zip(&da[oa..oa + n]).zip(&db[ob..ob + n]) {
+                        o.write(f(x, y));
+                    }
                 }
-            }
-            [1, _] => {
-                let y = db[ob];
-                for (o, &x) in o.iter_mut().zip(&da[oa..oa + n]) {
-                    *o = f(x, y);
+                [1, _] => {
+                    let y = db[ob];
+                    for (o, &x) in o.iter_mut().zip(&da[oa..oa + n]) {
+                        o.write(f(x, y));
+                    }
                 }
-            }
-            [_, 1] => {
-                let x = da[oa];
-                for (o, &y) in o.iter_mut().zip(&db[ob..ob + n]) {
-                    *o = f(x, y);
+                [_, 1] => {
+                    let x = da[oa];
+                    for (o, &y) in o.iter_mut().zip(&db[ob..ob + n]) {
+                        o.write(f(x, y));
+                    }
                 }
+                _ => o.fill(MaybeUninit::new(f(da[oa], db[ob]))),
             }
-            _ => o.fill(f(da[oa], db[ob])),
-        }
-    });
+        })
+    };
+    // SAFETY: the segments cover the whole output, and each branch writes all of one.
+    let out = unsafe { build_vec(bc.len(), fill) };
     array(&bc.shape, out)
 }
 
@@ -209,12 +215,15 @@ where
     let (da, db, dc) = (data(a), data(b), data(c));
     let (da, db, dc): (&[A], &[B], &[C]) = (&da, &db, &dc);
     let [sa, sb, sc] = bc.steps;
-    let mut out = vec![O::default(); bc.len()];
-    bc.for_segments(&mut out, |o, [oa, ob, oc]| {
-        for (i, o) in o.iter_mut().enumerate() {
-            *o = f(da[oa + i * sa], db[ob + i * sb], dc[oc + i * sc]);
-        }
-    });
+    let fill = |out: &mut [MaybeUninit<O>]| {
+        bc.for_segments(out, |o, [oa, ob, oc]| {
+            for (i, o) in o.iter_mut().enumerate() {
+                o.write(f(da[oa + i * sa], db[ob + i * sb], dc[oc + i * sc]));
+            }
+        })
+    };
+    // SAFETY: the segments cover the whole output and each is written in full.
+    let out = unsafe { build_vec(bc.len(), fill) };
     array(&bc.shape, out)
 }
 

@@ -3,6 +3,7 @@
 //! workers for large tensors unless we already run inside one.
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
@@ -42,6 +43,19 @@ pub(crate) fn array<T>(shape: &[usize], v: Vec<T>) -> OpResult<ArrayD<T>> {
     })
 }
 
+/// A `Vec` of `n` elements written by `fill`, which receives them uninitialized: outputs
+/// are written once instead of being zeroed first (a full extra pass over memory).
+///
+/// # Safety
+/// `fill` must initialize every element of the slice it is given.
+pub(crate) unsafe fn build_vec<O, F: FnOnce(&mut [MaybeUninit<O>])>(n: usize, fill: F) -> Vec<O> {
+    let mut v: Vec<O> = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: the caller guarantees that `fill` initialized all `n` elements.
+    unsafe { v.set_len(n) };
+    v
+}
+
 /// `f` applied to every element.
 #[inline]
 pub(crate) fn map<T, U, F>(src: &[T], f: F) -> Vec<U>
@@ -51,15 +65,17 @@ where
     F: Fn(T) -> U + Sync + Send,
 {
     if parallel(src.len()) {
-        let mut out = vec![U::default(); src.len()];
-        out.par_chunks_mut(PAR_CHUNK)
-            .zip(src.par_chunks(PAR_CHUNK))
-            .for_each(|(o, s)| {
-                for (o, &s) in o.iter_mut().zip(s) {
-                    *o = f(s);
-                }
-            });
-        out
+        let fill = |out: &mut [MaybeUninit<U>]| {
+            out.par_chunks_mut(PAR_CHUNK)
+                .zip(src.par_chunks(PAR_CHUNK))
+                .for_each(|(o, s)| {
+                    for (o, &s) in o.iter_mut().zip(s) {
+                        o.write(f(s));
+                    }
+                })
+        };
+        // SAFETY: the chunks of `out` and `src` pair up one to one and cover both.
+        unsafe { build_vec(src.len(), fill) }
     } else {
         src.iter().map(|&v| f(v)).collect()
     }
