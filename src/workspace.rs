@@ -46,15 +46,31 @@ impl Workspace {
             let names: Vec<&str> = g.inputs.iter().map(|i| g.value_name(*i)).collect();
             return Err(Error::Usage(format!(
                 "{}: preprocess_parameter has {} entries; the model has {} input(s) ({}), one entry each",
-                config.file.as_deref().unwrap_or(Path::new("config")).display(),
+                config
+                    .file
+                    .as_deref()
+                    .unwrap_or(Path::new("config"))
+                    .display(),
                 config.inputs.len(),
                 g.inputs.len(),
                 names.join(", ")
             )));
         }
-        let ranks: Vec<usize> = g.inputs.iter().map(|i| g.value(*i).shape.as_ref().map_or(4, Vec::len)).collect();
-        let sources = config.inputs.iter().enumerate().map(|(k, ic)| source(ic, &ic.path, g, k)).collect::<Result<Vec<_>>>()?;
-        let calib = Dataset { sources, ranks: ranks.clone() };
+        let ranks: Vec<usize> = g
+            .inputs
+            .iter()
+            .map(|i| g.value(*i).shape.as_ref().map_or(4, Vec::len))
+            .collect();
+        let sources = config
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, ic)| source(ic, &ic.path, g, k))
+            .collect::<Result<Vec<_>>>()?;
+        let calib = Dataset {
+            sources,
+            ranks: ranks.clone(),
+        };
         if calib.is_empty() {
             return Err(Error::Usage("the calibration data holds no samples".into()));
         }
@@ -66,7 +82,15 @@ impl Workspace {
             None => None,
             Some(ec) => Some(eval_set(&config, ec, g, &ranks)?),
         };
-        Ok(Workspace { config, model, graph, sample_shapes, layers, calib, eval })
+        Ok(Workspace {
+            config,
+            model,
+            graph,
+            sample_shapes,
+            layers,
+            calib,
+            eval,
+        })
     }
 
     /// A runner over the prepared graph (or a variant of it, e.g. the simulated one).
@@ -83,8 +107,17 @@ fn eval_set(config: &Config, ec: &EvalConfig, g: &Graph, ranks: &[usize]) -> Res
             g.inputs.len()
         )));
     }
-    let sources = config.inputs.iter().zip(&ec.paths).enumerate().map(|(k, (ic, p))| source(ic, p, g, k)).collect::<Result<Vec<_>>>()?;
-    let data = Dataset { sources, ranks: ranks.to_vec() };
+    let sources = config
+        .inputs
+        .iter()
+        .zip(&ec.paths)
+        .enumerate()
+        .map(|(k, (ic, p))| source(ic, p, g, k))
+        .collect::<Result<Vec<_>>>()?;
+    let data = Dataset {
+        sources,
+        ranks: ranks.to_vec(),
+    };
     let labels = match &ec.labels {
         None => None,
         Some(path) => {
@@ -101,7 +134,11 @@ fn eval_set(config: &Config, ec: &EvalConfig, g: &Graph, ranks: &[usize]) -> Res
             Some(v)
         }
     };
-    Ok(EvalSet { data, labels, config: ec.clone() })
+    Ok(EvalSet {
+        data,
+        labels,
+        config: ec.clone(),
+    })
 }
 
 /// The data source of model input `k` reading from `path`.
@@ -150,13 +187,31 @@ impl Workspace {
         use crate::quant::calibrate::{activation_targets, build_plan, collect};
         let plan = crate::engine::Plan::new(&self.graph, &self.sample_shapes)?;
         let targets = activation_targets(&self.layers);
-        let stats = collect(&plan, &self.graph, &self.calib, &targets, self.config.batch_count, progress, cancel)?;
-        let qp = build_plan(&self.graph, &self.layers, &stats, &self.config.search, self.config.weight_type)?;
+        let stats = collect(
+            &plan,
+            &self.graph,
+            &self.calib,
+            &targets,
+            self.config.batch_count,
+            progress,
+            cancel,
+        )?;
+        let qp = build_plan(
+            &self.graph,
+            &self.layers,
+            &stats,
+            &self.config.search,
+            self.config.weight_type,
+        )?;
         Ok((qp, stats.samples))
     }
 
     /// The parameter record of a calibration.
-    pub fn record(&self, plan: crate::quant::QuantPlan, samples: usize) -> crate::quant::ParamsRecord {
+    pub fn record(
+        &self,
+        plan: crate::quant::QuantPlan,
+        samples: usize,
+    ) -> crate::quant::ParamsRecord {
         crate::quant::ParamsRecord {
             format: crate::quant::record::RECORD_FORMAT,
             qtune_version: env!("CARGO_PKG_VERSION").to_string(),

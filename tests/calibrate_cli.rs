@@ -8,13 +8,21 @@ fn root() -> &'static Path {
 }
 
 fn qtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qtune")).args(args).current_dir(root()).output().expect("run qtune")
+    Command::new(env!("CARGO_BIN_EXE_qtune"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run qtune")
 }
 
 fn assert_bad_input(out: &Output, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "exit code; stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr, got: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line on stderr, got: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "stderr should mention `{n}`: {err}");
     }
@@ -24,7 +32,10 @@ fn assert_bad_input(out: &Output, needles: &[&str]) {
 /// preprocess entry written by the caller).
 fn config(dir: &Path, entry: &str) -> PathBuf {
     let model = root().join("assets/demo/ppocr-cls.onnx");
-    let text = format!("model: {}\nbatch_count: 4\npreprocess_parameter:\n{entry}", model.display());
+    let text = format!(
+        "model: {}\nbatch_count: 4\npreprocess_parameter:\n{entry}",
+        model.display()
+    );
     let path = dir.join("c.yaml");
     std::fs::write(&path, text).unwrap();
     path
@@ -36,13 +47,19 @@ fn bad_config_value_names_file_line_and_key() {
     let path = dir.path().join("bad.yaml");
     std::fs::write(&path, "model: m.onnx\nquantize_algo: FULL_OFFSET\n").unwrap();
     let out = qtune(&["calibrate", "-c", path.to_str().unwrap()]);
-    assert_bad_input(&out, &["bad.yaml:2", "quantize_algo", "FULL_OFFSET", "HALF_OFFSET"]);
+    assert_bad_input(
+        &out,
+        &["bad.yaml:2", "quantize_algo", "FULL_OFFSET", "HALF_OFFSET"],
+    );
 }
 
 #[test]
 fn missing_data_folder_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path(), "  - input_type: IMAGE\n    input_file_path: no/such/folder\n    size: [48, 192]\n");
+    let c = config(
+        dir.path(),
+        "  - input_type: IMAGE\n    input_file_path: no/such/folder\n    size: [48, 192]\n",
+    );
     let out = qtune(&["calibrate", "-c", c.to_str().unwrap()]);
     assert_bad_input(&out, &["no/such/folder"]);
 }
@@ -52,9 +69,23 @@ fn broken_image_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let imgs = dir.path().join("imgs");
     std::fs::create_dir(&imgs).unwrap();
-    std::fs::copy(root().join("assets/demo/calib/0000.png"), imgs.join("a.png")).unwrap();
-    std::fs::write(imgs.join("b.png"), b"\x89PNG\r\n\x1a\nthis is not really a png").unwrap();
-    let c = config(dir.path(), &format!("  - input_type: IMAGE\n    input_file_path: {}\n    size: [48, 192]\n", imgs.display()));
+    std::fs::copy(
+        root().join("assets/demo/calib/0000.png"),
+        imgs.join("a.png"),
+    )
+    .unwrap();
+    std::fs::write(
+        imgs.join("b.png"),
+        b"\x89PNG\r\n\x1a\nthis is not really a png",
+    )
+    .unwrap();
+    let c = config(
+        dir.path(),
+        &format!(
+            "  - input_type: IMAGE\n    input_file_path: {}\n    size: [48, 192]\n",
+            imgs.display()
+        ),
+    );
     let out = qtune(&["calibrate", "-c", c.to_str().unwrap()]);
     assert_bad_input(&out, &["b.png", "not a readable PNG or JPEG"]);
 }
@@ -62,28 +93,61 @@ fn broken_image_is_named() {
 #[test]
 fn binary_with_wrong_magic_or_short_payload_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut bytes: Vec<u8> = [510i32, 2, 3, 48, 192].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut bytes: Vec<u8> = [510i32, 2, 3, 48, 192]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     bytes.extend(std::iter::repeat_n(0u8, 2 * 3 * 48 * 192 * 4 - 8));
     let short = dir.path().join("short.bin");
     std::fs::write(&short, &bytes).unwrap();
-    let c = config(dir.path(), &format!("  - input_type: BINARY\n    input_file_path: {}\n", short.display()));
-    assert_bad_input(&qtune(&["calibrate", "-c", c.to_str().unwrap()]), &["short.bin", "payload"]);
+    let c = config(
+        dir.path(),
+        &format!(
+            "  - input_type: BINARY\n    input_file_path: {}\n",
+            short.display()
+        ),
+    );
+    assert_bad_input(
+        &qtune(&["calibrate", "-c", c.to_str().unwrap()]),
+        &["short.bin", "payload"],
+    );
     bytes[0] = 0;
     let magic = dir.path().join("magic.bin");
     std::fs::write(&magic, &bytes).unwrap();
-    let c = config(dir.path(), &format!("  - input_type: BINARY\n    input_file_path: {}\n", magic.display()));
-    assert_bad_input(&qtune(&["calibrate", "-c", c.to_str().unwrap()]), &["magic.bin", "magic number"]);
+    let c = config(
+        dir.path(),
+        &format!(
+            "  - input_type: BINARY\n    input_file_path: {}\n",
+            magic.display()
+        ),
+    );
+    assert_bad_input(
+        &qtune(&["calibrate", "-c", c.to_str().unwrap()]),
+        &["magic.bin", "magic number"],
+    );
 }
 
 #[test]
 fn binary_calibration_file_works() {
     let dir = tempfile::tempdir().unwrap();
-    let x = qtune::data::read_npy(&root().join("tests/fixtures/reference/ppocr-cls_input.npy")).unwrap();
+    let x = qtune::data::read_npy(&root().join("tests/fixtures/reference/ppocr-cls_input.npy"))
+        .unwrap();
     let bin = dir.path().join("calib.bin");
     std::fs::write(&bin, qtune::data::binary::binary_bytes(&x).unwrap()).unwrap();
-    let c = config(dir.path(), &format!("  - input_type: BINARY\n    input_file_path: {}\n", bin.display()));
+    let c = config(
+        dir.path(),
+        &format!(
+            "  - input_type: BINARY\n    input_file_path: {}\n",
+            bin.display()
+        ),
+    );
     let out = qtune(&["calibrate", "-c", c.to_str().unwrap(), "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["calibration_samples"], 4);
     assert_eq!(doc["plan"]["layers"].as_array().unwrap().len(), 54);
@@ -92,7 +156,12 @@ fn binary_calibration_file_works() {
 #[test]
 fn demo_int8_loses_at_most_one_point() {
     let out = qtune(&["--quiet", "eval", "-c", "configs/default.yaml", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &doc["report"];
     let (fp32, int8) = (r["fp32"].as_f64().unwrap(), r["int8"].as_f64().unwrap());
@@ -107,12 +176,38 @@ fn demo_int8_loses_at_most_one_point() {
 fn params_of_another_model_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("p.yaml");
-    let out = qtune(&["--quiet", "calibrate", "-c", "configs/default.yaml", "-o", p.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = std::fs::read_to_string(&p).unwrap().replace("model_sha256: ", "model_sha256: 00");
+    let out = qtune(&[
+        "--quiet",
+        "calibrate",
+        "-c",
+        "configs/default.yaml",
+        "-o",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("model_sha256: ", "model_sha256: 00");
     std::fs::write(&p, text).unwrap();
-    let out = qtune(&["eval", "-c", "configs/default.yaml", "--params", p.to_str().unwrap()]);
+    let out = qtune(&[
+        "eval",
+        "-c",
+        "configs/default.yaml",
+        "--params",
+        p.to_str().unwrap(),
+    ]);
     assert_bad_input(&out, &["another model"]);
-    let out = qtune(&["export", "--params", p.to_str().unwrap(), "--qdq", dir.path().join("q.onnx").to_str().unwrap()]);
+    let out = qtune(&[
+        "export",
+        "--params",
+        p.to_str().unwrap(),
+        "--qdq",
+        dir.path().join("q.onnx").to_str().unwrap(),
+    ]);
     assert_bad_input(&out, &["another model"]);
 }

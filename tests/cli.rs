@@ -13,14 +13,22 @@ fn bad(name: &str) -> PathBuf {
 }
 
 fn qtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qtune")).args(args).current_dir(root()).output().expect("run qtune")
+    Command::new(env!("CARGO_BIN_EXE_qtune"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run qtune")
 }
 
 /// Asserts exit code 2 and a single stderr line containing every `needle`.
 fn assert_bad_input(out: &Output, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "exit code; stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr, got: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line on stderr, got: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     for n in needles {
         assert!(err.contains(n), "stderr should mention `{n}`: {err}");
@@ -45,7 +53,14 @@ fn truncated_model_is_refused() {
 
 #[test]
 fn unsupported_op_names_type_node_and_opset() {
-    let out = qtune(&["infer", s(&bad("unsupported_op.onnx")), "--input", s(&bad("x_ok.npy")), "--out", "/tmp/qtune-x"]);
+    let out = qtune(&[
+        "infer",
+        s(&bad("unsupported_op.onnx")),
+        "--input",
+        s(&bad("x_ok.npy")),
+        "--out",
+        "/tmp/qtune-x",
+    ]);
     assert_bad_input(&out, &["TopK", "topk_scores", "opset 11"]);
     // inspect lists it instead of failing
     let out = qtune(&["inspect", s(&bad("unsupported_op.onnx")), "--json"]);
@@ -58,9 +73,23 @@ fn unsupported_op_names_type_node_and_opset() {
 #[test]
 fn wrong_rank_and_dtype_are_refused() {
     let relu = bad("relu.onnx");
-    let out = qtune(&["infer", s(&relu), "--input", s(&bad("x_rank3.npy")), "--out", "/tmp/qtune-x"]);
+    let out = qtune(&[
+        "infer",
+        s(&relu),
+        "--input",
+        s(&bad("x_rank3.npy")),
+        "--out",
+        "/tmp/qtune-x",
+    ]);
     assert_bad_input(&out, &["`x`", "[3,8,8]"]);
-    let out = qtune(&["infer", s(&relu), "--input", s(&bad("x_float64.npy")), "--out", "/tmp/qtune-x"]);
+    let out = qtune(&[
+        "infer",
+        s(&relu),
+        "--input",
+        s(&bad("x_float64.npy")),
+        "--out",
+        "/tmp/qtune-x",
+    ]);
     assert_bad_input(&out, &["`x`", "float64"]);
 }
 
@@ -68,7 +97,14 @@ fn wrong_rank_and_dtype_are_refused() {
 fn absurd_sizes_are_refused_before_allocating() {
     let x = bad("x_ok.npy");
     for m in ["huge_initializer.onnx", "huge_constant_of_shape.onnx"] {
-        let out = qtune(&["infer", s(&bad(m)), "--input", s(&x), "--out", "/tmp/qtune-x"]);
+        let out = qtune(&[
+            "infer",
+            s(&bad(m)),
+            "--input",
+            s(&x),
+            "--out",
+            "/tmp/qtune-x",
+        ]);
         assert_bad_input(&out, &["1000000000000"]);
     }
     let out = qtune(&["inspect", s(&bad("huge_input.onnx"))]);
@@ -77,15 +113,34 @@ fn absurd_sizes_are_refused_before_allocating() {
 
 #[test]
 fn npy_that_is_not_one_is_refused() {
-    let out = qtune(&["infer", s(&bad("relu.onnx")), "--input", s(&bad("not_npy.npy")), "--out", "/tmp/qtune-x"]);
+    let out = qtune(&[
+        "infer",
+        s(&bad("relu.onnx")),
+        "--input",
+        s(&bad("not_npy.npy")),
+        "--out",
+        "/tmp/qtune-x",
+    ]);
     assert_bad_input(&out, &["not_npy.npy", "not a .npy"]);
 }
 
 #[test]
 fn infer_writes_one_npy_per_output() {
     let dir = tempfile::tempdir().unwrap();
-    let out = qtune(&["infer", s(&bad("relu.onnx")), "--input", s(&bad("x_ok.npy")), "--out", s(dir.path())]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = qtune(&[
+        "infer",
+        s(&bad("relu.onnx")),
+        "--input",
+        s(&bad("x_ok.npy")),
+        "--out",
+        s(dir.path()),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let y = qtune::data::read_npy(&dir.path().join("output_0.npy")).unwrap();
     let x = qtune::data::read_npy(&bad("x_ok.npy")).unwrap();
     let expect: Vec<f64> = x.to_f64_vec().iter().map(|v| v.max(0.0)).collect();
@@ -95,11 +150,25 @@ fn infer_writes_one_npy_per_output() {
 
 #[test]
 fn inspect_json_lists_layers() {
-    let out = qtune(&["inspect", "assets/demo/ppocr-cls.onnx", "--input-shape", "x=1,3,48,192", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = qtune(&[
+        "inspect",
+        "assets/demo/ppocr-cls.onnx",
+        "--input-shape",
+        "x=1,3,48,192",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["opset"], 11);
-    assert_eq!(doc["inputs"][0]["bound"], serde_json::json!([1, 3, 48, 192]));
+    assert_eq!(
+        doc["inputs"][0]["bound"],
+        serde_json::json!([1, 3, 48, 192])
+    );
     assert_eq!(doc["outputs"][0]["bound"], serde_json::json!([1, 2]));
     let layers = doc["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 54);

@@ -23,20 +23,33 @@ fn fixtures() -> PathBuf {
 
 fn read_pb(path: &Path) -> Result<Tensor, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tp = TensorProto::decode(bytes.as_slice()).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tp =
+        TensorProto::decode(bytes.as_slice()).map_err(|e| format!("{}: {e}", path.display()))?;
     tensor_from_proto(&tp, None, MAX_ELEMENTS).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn numbered(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
-    (0..).map(|k| dir.join(format!("{prefix}_{k}.pb"))).take_while(|p| p.exists()).map(|p| read_pb(&p)).collect()
+    (0..)
+        .map(|k| dir.join(format!("{prefix}_{k}.pb")))
+        .take_while(|p| p.exists())
+        .map(|p| read_pb(&p))
+        .collect()
 }
 
 fn close(got: &Tensor, want: &Tensor) -> Result<(), String> {
     if got.dtype() != want.dtype() {
-        return Err(format!("type {} instead of {}", got.dtype().name(), want.dtype().name()));
+        return Err(format!(
+            "type {} instead of {}",
+            got.dtype().name(),
+            want.dtype().name()
+        ));
     }
     if got.shape() != want.shape() {
-        return Err(format!("shape {:?} instead of {:?}", got.shape(), want.shape()));
+        return Err(format!(
+            "shape {:?} instead of {:?}",
+            got.shape(),
+            want.shape()
+        ));
     }
     let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
@@ -63,7 +76,11 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let plan = Plan::new(&model.graph, &shapes).map_err(|e| e.to_string())?;
     let outputs = plan.run(inputs).map_err(|e| e.to_string())?;
     if outputs.len() != expected.len() {
-        return Err(format!("{} outputs instead of {}", outputs.len(), expected.len()));
+        return Err(format!(
+            "{} outputs instead of {}",
+            outputs.len(),
+            expected.len()
+        ));
     }
     for (k, (g, w)) in outputs.iter().zip(&expected).enumerate() {
         close(g, w).map_err(|e| format!("output {k}: {e}"))?;
@@ -72,7 +89,8 @@ fn run_case(dir: &Path) -> Result<(), String> {
 }
 
 fn skip_list() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(fixtures().join("onnx-node-skip.txt")).expect("skip manifest");
+    let text =
+        std::fs::read_to_string(fixtures().join("onnx-node-skip.txt")).expect("skip manifest");
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -88,11 +106,20 @@ fn onnx_backend_node_tests() {
     let root = fixtures().join("onnx-node");
     let filter = std::env::var("QTUNE_CONFORMANCE").ok();
     let skips = skip_list();
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     for (name, reason) in &skips {
-        assert!(root.join(name).exists(), "skip manifest names `{name}`, which is not a case");
-        assert!(!reason.is_empty(), "skip manifest: `{name}` needs a one-line reason");
+        assert!(
+            root.join(name).exists(),
+            "skip manifest names `{name}`, which is not a case"
+        );
+        assert!(
+            !reason.is_empty(),
+            "skip manifest: `{name}` needs a one-line reason"
+        );
     }
     let (mut passed, mut failed) = (Vec::new(), Vec::new());
     for dir in &cases {
@@ -103,7 +130,8 @@ fn onnx_backend_node_tests() {
         if filter.is_none() && skips.iter().any(|(s, _)| *s == name) {
             continue;
         }
-        let result = std::panic::catch_unwind(|| run_case(dir)).unwrap_or_else(|_| Err("panicked".into()));
+        let result =
+            std::panic::catch_unwind(|| run_case(dir)).unwrap_or_else(|_| Err("panicked".into()));
         match result {
             Ok(()) => passed.push(name),
             Err(e) => failed.push(format!("{name}: {e}")),
@@ -112,10 +140,24 @@ fn onnx_backend_node_tests() {
     for f in &failed {
         eprintln!("FAIL {f}");
     }
-    eprintln!("conformance: {} passed, {} failed, {} skipped", passed.len(), failed.len(), skips.len());
+    eprintln!(
+        "conformance: {} passed, {} failed, {} skipped",
+        passed.len(),
+        failed.len(),
+        skips.len()
+    );
     if filter.is_none() {
-        assert!(failed.is_empty(), "{} conformance cases fail:\n{}", failed.len(), failed.join("\n"));
-        assert!(passed.len() >= MIN_PASSING, "only {} cases pass", passed.len());
+        assert!(
+            failed.is_empty(),
+            "{} conformance cases fail:\n{}",
+            failed.len(),
+            failed.join("\n")
+        );
+        assert!(
+            passed.len() >= MIN_PASSING,
+            "only {} cases pass",
+            passed.len()
+        );
         assert_eq!(passed.len() + skips.len(), cases.len());
     }
 }

@@ -19,19 +19,36 @@ fn check(model: &Path, name: &str) {
     assert_eq!(got.shape(), want.shape(), "{name}: output shape");
     let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
     let scale = w.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    let diff = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    eprintln!("{name}: max |qtune - ORT| = {diff:.3e} (bound {:.3e})", 1e-4 * scale);
-    assert!(diff <= 1e-4 * scale, "{name}: max |qtune - ORT| = {diff:e} > {:e}", 1e-4 * scale);
+    let diff = g
+        .iter()
+        .zip(&w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "{name}: max |qtune - ORT| = {diff:.3e} (bound {:.3e})",
+        1e-4 * scale
+    );
+    assert!(
+        diff <= 1e-4 * scale,
+        "{name}: max |qtune - ORT| = {diff:e} > {:e}",
+        1e-4 * scale
+    );
 }
 
 #[test]
 fn ppocr_cls_batch16() {
-    check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/ppocr-cls.onnx"), "ppocr-cls");
+    check(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/ppocr-cls.onnx"),
+        "ppocr-cls",
+    );
 }
 
 #[test]
 fn ppocr_det_480() {
-    check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/det/ppocr-det.onnx"), "ppocr-det");
+    check(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/det/ppocr-det.onnx"),
+        "ppocr-det",
+    );
 }
 
 macro_rules! light {

@@ -38,13 +38,22 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
     let model = load_model(&path)?;
     let runner = Runner::new(model.graph)?;
     let inputs: Vec<Tensor> = if !args.inputs.is_empty() {
-        args.inputs.iter().map(|p| read_npy(p)).collect::<Result<_, _>>()?
+        args.inputs
+            .iter()
+            .map(|p| read_npy(p))
+            .collect::<Result<_, _>>()?
     } else {
         let Some(shapes) = bind_shapes(runner.graph(), &args.input_shape)? else {
-            bail!("the model has dynamic input dimensions: pass --input X.npy or --input-shape NAME=DIMS");
+            bail!(
+                "the model has dynamic input dimensions: pass --input X.npy or --input-shape NAME=DIMS"
+            );
         };
         let g = runner.graph();
-        g.inputs.iter().zip(&shapes).map(|(id, s)| random_input(g.value(*id).dtype, s)).collect::<Result<_>>()?
+        g.inputs
+            .iter()
+            .zip(&shapes)
+            .map(|(id, s)| random_input(g.value(*id).dtype, s))
+            .collect::<Result<_>>()?
     };
     runner.run(inputs.clone())?; // builds and caches the plan
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -64,10 +64,22 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
         ws.config.search.max_percentile
     );
     if samples < ws.config.batch_count {
-        eprintln!("warning: batch_count is {}, but only {samples} calibration sample(s) exist", ws.config.batch_count);
+        eprintln!(
+            "warning: batch_count is {}, but only {samples} calibration sample(s) exist",
+            ws.config.batch_count
+        );
     }
-    let w = p.layers.iter().map(|l| l.name.len()).max().unwrap_or(5).max(5);
-    println!("{:<w$}  {:<13} {:>22}  {:>11}  {:>4}  {:>5}  {:>10}  weight scales", "layer", "op", "range", "scale", "zp", "ratio", "divergence");
+    let w = p
+        .layers
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:<w$}  {:<13} {:>22}  {:>11}  {:>4}  {:>5}  {:>10}  weight scales",
+        "layer", "op", "range", "scale", "zp", "ratio", "divergence"
+    );
     for l in &p.layers {
         let a = l.activations.first().and_then(|a| p.activations.get(a));
         let (range, scale, zp, ratio, div) = match a {
@@ -75,20 +87,40 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
                 format!("[{:.4}, {:.4}]", a.lo + 0.0, a.hi + 0.0),
                 format!("{:.6}", a.scale),
                 a.zero_point().to_string(),
-                a.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "-".into()),
-                a.divergence().map(|d| format!("{d:.3e}")).unwrap_or_else(|| "-".into()),
+                a.ratio
+                    .map(|r| format!("{r:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                a.divergence()
+                    .map(|d| format!("{d:.3e}"))
+                    .unwrap_or_else(|| "-".into()),
             ),
-            None => ("(float)".into(), "-".into(), "-".into(), "-".into(), "-".into()),
+            None => (
+                "(float)".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ),
         };
         let ws_text = p
             .weights
             .get(&l.name)
             .map(|wq| {
-                let (lo, hi) = wq.scales.iter().fold((f32::MAX, 0f32), |(a, b), &s| (a.min(s), b.max(s)));
-                if wq.scales.len() == 1 { format!("{lo:.3e}") } else { format!("{} ch, {lo:.2e}..{hi:.2e}", wq.scales.len()) }
+                let (lo, hi) = wq
+                    .scales
+                    .iter()
+                    .fold((f32::MAX, 0f32), |(a, b), &s| (a.min(s), b.max(s)));
+                if wq.scales.len() == 1 {
+                    format!("{lo:.3e}")
+                } else {
+                    format!("{} ch, {lo:.2e}..{hi:.2e}", wq.scales.len())
+                }
             })
             .unwrap_or_else(|| "-".into());
-        println!("{:<w$}  {:<13} {range:>22}  {scale:>11}  {zp:>4}  {ratio:>5}  {div:>10}  {ws_text}", l.name, l.op_type);
+        println!(
+            "{:<w$}  {:<13} {range:>22}  {scale:>11}  {zp:>4}  {ratio:>5}  {div:>10}  {ws_text}",
+            l.name, l.op_type
+        );
     }
     for (name, p) in &p.activations {
         for warn in p.warnings() {

@@ -35,7 +35,11 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
             r.plan
         }
         None => {
-            let bar = Bar::new(quiet, ws.config.batch_count.min(ws.calib.len()), "calibrating");
+            let bar = Bar::new(
+                quiet,
+                ws.config.batch_count.min(ws.calib.len()),
+                "calibrating",
+            );
             let (plan, _) = ws.calibrate(&|i| bar.set(i), &AtomicBool::new(false))?;
             bar.finish();
             plan
@@ -44,7 +48,10 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     let exclude: HashSet<String> = ws.config.exclude_op.iter().cloned().collect();
     let names: HashSet<String> = ws.layer_names().into_iter().collect();
     if let Some(bad) = exclude.iter().find(|e| !names.contains(*e)) {
-        anyhow::bail!("{}: exclude_op names `{bad}`, which is not a quantizable layer of the model (see `qtune inspect`)", args.config.display());
+        anyhow::bail!(
+            "{}: exclude_op names `{bad}`, which is not a quantizable layer of the model (see `qtune inspect`)",
+            args.config.display()
+        );
     }
     let (sim, warnings) = simulate(&ws.graph, &plan, &exclude)?;
     for w in &warnings {
@@ -55,7 +62,9 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     let ev = qtune::eval::Evaluator::new(&ws, &|i| bar.set(i)).context("FP32 evaluation")?;
     bar.finish();
     let bar = Bar::new(quiet, n, "INT8");
-    let quantized = |name: &str| !exclude.contains(name) && plan.layer(name).is_some_and(|l| plan.is_calibrated(l));
+    let quantized = |name: &str| {
+        !exclude.contains(name) && plan.layer(name).is_some_and(|l| plan.is_calibrated(l))
+    };
     let fp16 = ws.config.float_precision == qtune::config::FloatPrecision::Fp16;
     let report = ev.evaluate(&sim, &quantized, fp16, &|i| bar.set(i))?;
     bar.finish();
@@ -70,17 +79,43 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
         return Ok(0);
     }
     let m = report.metric.as_str();
-    println!("metric {m} on {} samples (target: drop at most {})", report.samples, report.max_drop);
+    println!(
+        "metric {m} on {} samples (target: drop at most {})",
+        report.samples, report.max_drop
+    );
     println!("  FP32  {:.4}", report.fp32);
     println!("  INT8  {:.4}", report.int8);
-    println!("  delta {:+.4}  {}", report.delta, if report.target_met { "target met" } else { "TARGET MISSED" });
-    println!("  outputs: cosine {:.6}, SQNR {:.2} dB", report.output_cosine, report.output_sqnr_db);
+    println!(
+        "  delta {:+.4}  {}",
+        report.delta,
+        if report.target_met {
+            "target met"
+        } else {
+            "TARGET MISSED"
+        }
+    );
+    println!(
+        "  outputs: cosine {:.6}, SQNR {:.2} dB",
+        report.output_cosine, report.output_sqnr_db
+    );
     println!("per-layer fidelity, worst first (INT8 run against FP32):");
-    let w = report.layers.iter().map(|l| l.name.len()).max().unwrap_or(5).max(5);
-    println!("  {:<w$}  {:<13} {:>9}  {:>9}", "layer", "op", "cosine", "SQNR dB");
+    let w = report
+        .layers
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "  {:<w$}  {:<13} {:>9}  {:>9}",
+        "layer", "op", "cosine", "SQNR dB"
+    );
     for l in report.worst_first() {
         let mark = if l.quantized { "" } else { "  (float)" };
-        println!("  {:<w$}  {:<13} {:>9.6}  {:>9.2}{mark}", l.name, l.op_type, l.cosine, l.sqnr_db);
+        println!(
+            "  {:<w$}  {:<13} {:>9.6}  {:>9.2}{mark}",
+            l.name, l.op_type, l.cosine, l.sqnr_db
+        );
     }
     Ok(0)
 }

@@ -31,13 +31,19 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     let model_path = model.unwrap_or_else(|| PathBuf::from(&record.model));
     let m = load_model(&model_path)?;
     let prepared = prepare(&m.graph, &record.sample_shapes)?;
-    let names: Vec<String> = find_layers(&prepared).into_iter().map(|l| l.info.name).collect();
+    let names: Vec<String> = find_layers(&prepared)
+        .into_iter()
+        .map(|l| l.info.name)
+        .collect();
     record.check_model(&args.params, &m.sha256, &names)?;
     let exclude: HashSet<String> = record.config.exclude_op.iter().cloned().collect();
     if let Some(out) = &args.qdq {
         let config = qtune::config::yaml::to_string(&record.config).unwrap_or_default();
         let meta = vec![
-            ("qtune_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            (
+                "qtune_version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
             ("qtune_config".to_string(), config),
             ("qtune_source_sha256".to_string(), m.sha256.clone()),
         ];
@@ -48,14 +54,23 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
         qtune::util::write_atomic(out, &q.bytes).map_err(|e| qtune::Error::io(out, e))?;
         if !quiet {
             let quantized = names.iter().filter(|n| !exclude.contains(*n)).count();
-            println!("{}: QDQ model, opset {}, {quantized} of {} layers quantized", out.display(), q.opset, names.len());
+            println!(
+                "{}: QDQ model, opset {}, {quantized} of {} layers quantized",
+                out.display(),
+                q.opset,
+                names.len()
+            );
         }
     }
     if let Some(out) = &args.trt_cache {
         let text = trt_cache(&record.plan, &exclude);
         qtune::util::write_atomic(out, text.as_bytes()).map_err(|e| qtune::Error::io(out, e))?;
         if !quiet {
-            println!("{}: TensorRT calibration cache, {} tensors", out.display(), text.lines().count() - 1);
+            println!(
+                "{}: TensorRT calibration cache, {} tensors",
+                out.display(),
+                text.lines().count() - 1
+            );
         }
     }
     Ok(0)

@@ -26,10 +26,23 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
     let runner = Runner::new(model.graph)?;
     let expected = runner.graph().inputs.len();
     if args.inputs.len() != expected {
-        let names: Vec<&str> = runner.graph().inputs.iter().map(|i| runner.graph().value_name(*i)).collect();
-        bail!("the model has {expected} input(s) ({}), {} --input given", names.join(", "), args.inputs.len());
+        let names: Vec<&str> = runner
+            .graph()
+            .inputs
+            .iter()
+            .map(|i| runner.graph().value_name(*i))
+            .collect();
+        bail!(
+            "the model has {expected} input(s) ({}), {} --input given",
+            names.join(", "),
+            args.inputs.len()
+        );
     }
-    let inputs = args.inputs.iter().map(|p| read_npy(p)).collect::<Result<Vec<_>, _>>()?;
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|p| read_npy(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let outputs = runner.run(inputs)?;
     std::fs::create_dir_all(&args.out).map_err(|e| qtune::Error::io(&args.out, e))?;
     for (k, t) in outputs.iter().enumerate() {

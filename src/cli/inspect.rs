@@ -58,7 +58,11 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
     let io = |v: ValueId| Io {
         name: g.value_name(v).to_string(),
         dtype: g.value(v).dtype.map(|d| d.name()),
-        shape: g.value(v).shape.as_ref().map(|dims| dims.iter().map(dim_json).collect()),
+        shape: g
+            .value(v)
+            .shape
+            .as_ref()
+            .map(|dims| dims.iter().map(dim_json).collect()),
         bound: static_shape(v),
     };
     let inputs: Vec<Io> = g.inputs.iter().map(|&v| io(v)).collect();
@@ -72,7 +76,10 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
             Layer {
                 name: n.name.clone(),
                 op_type: n.op_type.clone(),
-                input: n.input(0).map(|v| g.value_name(v).to_string()).unwrap_or_default(),
+                input: n
+                    .input(0)
+                    .map(|v| g.value_name(v).to_string())
+                    .unwrap_or_default(),
                 weight_shape: weight.and_then(|w| {
                     static_shape(w).or_else(|| g.constants.get(&w).map(|t| t.shape().to_vec()))
                 }),
@@ -99,16 +106,41 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
     }
     println!("model     {}", path.display());
     println!("sha256    {}", model.sha256);
-    println!("opset     {} (IR {}, producer {})", g.opset, g.ir_version, if g.producer.is_empty() { "?" } else { &g.producer });
+    println!(
+        "opset     {} (IR {}, producer {})",
+        g.opset,
+        g.ir_version,
+        if g.producer.is_empty() {
+            "?"
+        } else {
+            &g.producer
+        }
+    );
     print_io("inputs", &inputs, g);
     print_io("outputs", &outputs, g);
     let ops_line: Vec<String> = ops.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("ops       {} nodes: {}", g.nodes.len(), ops_line.join(", "));
-    println!("layers    {} quantizable (Conv, ConvTranspose, Gemm, MatMul)", layers.len());
-    let width = layers.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
+    println!(
+        "layers    {} quantizable (Conv, ConvTranspose, Gemm, MatMul)",
+        layers.len()
+    );
+    let width = layers
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     for l in &layers {
-        let w = l.weight_shape.as_ref().map(|s| format!("{s:?}")).unwrap_or_else(|| "-".into());
-        let o = l.output_shape.as_ref().map(|s| format!(" -> {s:?}")).unwrap_or_default();
+        let w = l
+            .weight_shape
+            .as_ref()
+            .map(|s| format!("{s:?}"))
+            .unwrap_or_else(|| "-".into());
+        let o = l
+            .output_shape
+            .as_ref()
+            .map(|s| format!(" -> {s:?}"))
+            .unwrap_or_default();
         println!("  {:<width$}  {:<13} weight {w}{o}", l.name, l.op_type);
     }
     if unsupported.is_empty() {
@@ -141,11 +173,22 @@ fn print_io(title: &str, list: &[Io], _g: &Graph) {
             .shape
             .as_ref()
             .map(|d| {
-                let s: Vec<String> = d.iter().map(|v| v.to_string().trim_matches('"').to_string()).collect();
+                let s: Vec<String> = d
+                    .iter()
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .collect();
                 format!("[{}]", s.join(","))
             })
             .unwrap_or_else(|| "(no shape)".into());
-        let bound = i.bound.as_ref().map(|b| format!("  bound {b:?}")).unwrap_or_default();
-        println!("  {}  {}  {declared}{bound}", i.name, i.dtype.unwrap_or("?"));
+        let bound = i
+            .bound
+            .as_ref()
+            .map(|b| format!("  bound {b:?}"))
+            .unwrap_or_default();
+        println!(
+            "  {}  {}  {declared}{bound}",
+            i.name,
+            i.dtype.unwrap_or("?")
+        );
     }
 }

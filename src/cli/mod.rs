@@ -55,7 +55,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         if n == 0 {
             bail!("--threads must be at least 1");
         }
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the thread pool")?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("starting the thread pool")?;
     }
     match cli.command {
         None => demo::run(cli.quiet),
@@ -70,5 +73,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 
 /// The model path: the positional argument, or `--model`.
 fn model_path(positional: Option<PathBuf>, global: Option<PathBuf>) -> Result<PathBuf> {
-    positional.or(global).context("no model given (pass MODEL or --model PATH)")
+    positional
+        .or(global)
+        .context("no model given (pass MODEL or --model PATH)")
 }

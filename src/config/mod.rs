@@ -17,9 +17,16 @@ pub use raw::{FloatPrecision, InputType, Metric, RawConfig, TOP_LEVEL_KEYS};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}: {msg}")]
-    At { file: String, line: usize, msg: String },
+    At {
+        file: String,
+        line: usize,
+        msg: String,
+    },
     #[error("{file}: {msg}")]
     File { file: String, msg: String },
 }
@@ -71,8 +78,10 @@ pub struct Config {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { file: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.display().to_string(),
+            source,
+        })?;
         Config::parse(&text, path)
     }
 

@@ -45,7 +45,11 @@ pub struct RawConfig {
     pub end_ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_ratio: Option<f64>,
-    #[serde(default, deserialize_with = "percentile", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "percentile",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_percentile: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_count: Option<u64>,
@@ -173,7 +177,9 @@ fn percentile<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> 
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
             match v {
                 "PERCENTILE_MID" => Ok(Some(crate::calib::PERCENTILE_MID)),
-                _ => Err(E::custom(format!("`{v}` is not allowed: use a number in (0, 1] or PERCENTILE_MID"))),
+                _ => Err(E::custom(format!(
+                    "`{v}` is not allowed: use a number in (0, 1] or PERCENTILE_MID"
+                ))),
             }
         }
         fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {

@@ -28,13 +28,24 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = yaml::from_str(text).map_err(|e| yaml_error(&file, text, e))?;
     let ctx = Ctx { file: &file, text };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let rel = |p: &str| -> PathBuf { if Path::new(p).is_absolute() { PathBuf::from(p) } else { dir.join(p) } };
+    let rel = |p: &str| -> PathBuf {
+        if Path::new(p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            dir.join(p)
+        }
+    };
 
-    let model = raw.model.as_deref().ok_or_else(|| ctx.file_err("key `model` is missing: name the ONNX model (relative to this file)"))?;
+    let model = raw.model.as_deref().ok_or_else(|| {
+        ctx.file_err("key `model` is missing: name the ONNX model (relative to this file)")
+    })?;
     if let Some(d) = &raw.device
         && d != "USE_CPU"
     {
-        return Err(ctx.at(&["device"], format!("key `device`: `{d}` is not allowed; allowed: USE_CPU")));
+        return Err(ctx.at(
+            &["device"],
+            format!("key `device`: `{d}` is not allowed; allowed: USE_CPU"),
+        ));
     }
     let search = SearchParams {
         algo: raw.quantize_algo.unwrap_or(QuantizeAlgo::HalfOffset),
@@ -46,14 +57,22 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         max_percentile: raw.max_percentile.unwrap_or(1.0),
     };
     search.validate().map_err(|e| match e {
-        CalibError::InvalidParam { key, value, allowed } => {
-            ctx.at(&[key], format!("key `{key}`: {value} is not allowed; allowed: {allowed}"))
-        }
+        CalibError::InvalidParam {
+            key,
+            value,
+            allowed,
+        } => ctx.at(
+            &[key],
+            format!("key `{key}`: {value} is not allowed; allowed: {allowed}"),
+        ),
         other => ctx.file_err(&other.to_string()),
     })?;
     let batch_count = raw.batch_count.unwrap_or(10);
     if batch_count == 0 || batch_count > 1_000_000 {
-        return Err(ctx.at(&["batch_count"], format!("key `batch_count`: {batch_count} is not allowed; allowed: 1..=1000000")));
+        return Err(ctx.at(
+            &["batch_count"],
+            format!("key `batch_count`: {batch_count} is not allowed; allowed: 1..=1000000"),
+        ));
     }
     let mut inputs = Vec::new();
     for (i, r) in raw.preprocess_parameter.iter().enumerate() {
@@ -63,19 +82,37 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         None => None,
         Some(e) => {
             let paths = match &e.input_file_path {
-                None => return Err(ctx.at(&["evaluation"], "key `evaluation.input_file_path` is missing: name the evaluation data".into())),
+                None => {
+                    return Err(ctx.at(
+                        &["evaluation"],
+                        "key `evaluation.input_file_path` is missing: name the evaluation data"
+                            .into(),
+                    ));
+                }
                 Some(OneOrMany::One(p)) => vec![rel(p)],
                 Some(OneOrMany::Many(v)) => v.iter().map(|p| rel(p)).collect(),
             };
             let metric = e.metric.unwrap_or(Metric::Top1);
             if matches!(metric, Metric::Top1 | Metric::Top5) && e.labels.is_none() {
-                return Err(ctx.at(&["evaluation", "metric"], format!("key `evaluation.metric`: {} needs `evaluation.labels`", metric.as_str())));
+                return Err(ctx.at(
+                    &["evaluation", "metric"],
+                    format!(
+                        "key `evaluation.metric`: {} needs `evaluation.labels`",
+                        metric.as_str()
+                    ),
+                ));
             }
-            if metric == Metric::Command && e.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                return Err(ctx.at(&["evaluation", "metric"], "key `evaluation.metric`: command needs `evaluation.command`".into()));
+            if metric == Metric::Command && e.command.as_deref().is_none_or(|c| c.trim().is_empty())
+            {
+                return Err(ctx.at(
+                    &["evaluation", "metric"],
+                    "key `evaluation.metric`: command needs `evaluation.command`".into(),
+                ));
             }
             let iou_threshold = e.iou_threshold.unwrap_or(0.5);
-            if !(iou_threshold.is_finite() && iou_threshold > 0.0 && iou_threshold < 1.0) && metric == Metric::Iou {
+            if !(iou_threshold.is_finite() && iou_threshold > 0.0 && iou_threshold < 1.0)
+                && metric == Metric::Iou
+            {
                 return Err(ctx.at(&["evaluation", "iou_threshold"], format!("key `evaluation.iou_threshold`: {iou_threshold} is not allowed; allowed: 0 < t < 1")));
             }
             let max_drop = e.max_drop.unwrap_or(0.01);
@@ -107,32 +144,67 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-fn input_config(ctx: &Ctx, i: usize, r: &RawInput, rel: &dyn Fn(&str) -> PathBuf) -> Result<InputConfig, ConfigError> {
+fn input_config(
+    ctx: &Ctx,
+    i: usize,
+    r: &RawInput,
+    rel: &dyn Fn(&str) -> PathBuf,
+) -> Result<InputConfig, ConfigError> {
     let key = |k: &str| format!("preprocess_parameter[{i}].{k}");
-    let path = r
-        .input_file_path
-        .as_deref()
-        .ok_or_else(|| ctx.at(&["preprocess_parameter"], format!("key `{}` is missing: name the calibration data", key("input_file_path"))))?;
+    let path = r.input_file_path.as_deref().ok_or_else(|| {
+        ctx.at(
+            &["preprocess_parameter"],
+            format!(
+                "key `{}` is missing: name the calibration data",
+                key("input_file_path")
+            ),
+        )
+    })?;
     let input_type = r.input_type.unwrap_or(InputType::Image);
     let image_format = r.image_format.unwrap_or(ImageFormat::Rgb);
     let c = image_format.channels();
-    let expand = |v: &Option<Vec<f32>>, default: f32, name: &str| -> Result<Vec<f32>, ConfigError> {
-        match v {
-            None => Ok(vec![default; c]),
-            Some(v) if v.len() == 1 => Ok(vec![v[0]; c]),
-            Some(v) if v.len() == c => Ok(v.clone()),
-            Some(v) => Err(ctx.at(&["preprocess_parameter", name], format!("key `{}`: {} values given; allowed: 1 or {c} (image_format {:?})", key(name), v.len(), image_format))),
-        }
-    };
+    let expand =
+        |v: &Option<Vec<f32>>, default: f32, name: &str| -> Result<Vec<f32>, ConfigError> {
+            match v {
+                None => Ok(vec![default; c]),
+                Some(v) if v.len() == 1 => Ok(vec![v[0]; c]),
+                Some(v) if v.len() == c => Ok(v.clone()),
+                Some(v) => Err(ctx.at(
+                    &["preprocess_parameter", name],
+                    format!(
+                        "key `{}`: {} values given; allowed: 1 or {c} (image_format {:?})",
+                        key(name),
+                        v.len(),
+                        image_format
+                    ),
+                )),
+            }
+        };
     let mean = expand(&r.mean_value, 0.0, "mean_value")?;
     let std = expand(&r.standard_deviation, 1.0, "standard_deviation")?;
     if let Some(bad) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-        return Err(ctx.at(&["preprocess_parameter", "standard_deviation"], format!("key `{}`: {bad} is not allowed; allowed: finite numbers > 0", key("standard_deviation"))));
+        return Err(ctx.at(
+            &["preprocess_parameter", "standard_deviation"],
+            format!(
+                "key `{}`: {bad} is not allowed; allowed: finite numbers > 0",
+                key("standard_deviation")
+            ),
+        ));
     }
     let size = match &r.size {
         None => None,
-        Some(v) if v.len() == 2 && v.iter().all(|&d| (1..=16384).contains(&d)) => Some((v[0] as usize, v[1] as usize)),
-        Some(v) => return Err(ctx.at(&["preprocess_parameter", "size"], format!("key `{}`: {v:?} is not allowed; allowed: [H, W] with 1..=16384 each", key("size")))),
+        Some(v) if v.len() == 2 && v.iter().all(|&d| (1..=16384).contains(&d)) => {
+            Some((v[0] as usize, v[1] as usize))
+        }
+        Some(v) => {
+            return Err(ctx.at(
+                &["preprocess_parameter", "size"],
+                format!(
+                    "key `{}`: {v:?} is not allowed; allowed: [H, W] with 1..=16384 each",
+                    key("size")
+                ),
+            ));
+        }
     };
     Ok(InputConfig {
         input_type,
@@ -153,13 +225,23 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn at(&self, path: &[&str], msg: String) -> ConfigError {
         match line_of(self.text, path) {
-            Some(line) => ConfigError::At { file: self.file.to_string(), line, msg },
-            None => ConfigError::File { file: self.file.to_string(), msg },
+            Some(line) => ConfigError::At {
+                file: self.file.to_string(),
+                line,
+                msg,
+            },
+            None => ConfigError::File {
+                file: self.file.to_string(),
+                msg,
+            },
         }
     }
 
     fn file_err(&self, msg: &str) -> ConfigError {
-        ConfigError::File { file: self.file.to_string(), msg: msg.to_string() }
+        ConfigError::File {
+            file: self.file.to_string(),
+            msg: msg.to_string(),
+        }
     }
 }
 
@@ -171,7 +253,8 @@ fn line_of(text: &str, path: &[&str]) -> Option<usize> {
     for name in path {
         let (i, _) = text.lines().enumerate().skip(from).find(|(_, l)| {
             let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix(name).is_some_and(|r| r.trim_start().starts_with(':'))
+            t.strip_prefix(name)
+                .is_some_and(|r| r.trim_start().starts_with(':'))
         })?;
         found = Some(i + 1);
         from = i + 1;
@@ -185,23 +268,44 @@ fn yaml_error(file: &str, text: &str, e: yaml::YamlError) -> ConfigError {
         let unknown = rest.split('`').next().unwrap_or("");
         let nested = e.path.is_some();
         let candidates = if nested { NESTED_KEYS } else { TOP_LEVEL_KEYS };
-        let hint = suggest(unknown, candidates).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-        let allowed = rest.split_once(", expected ").map(|(_, a)| a.to_string()).unwrap_or_default();
-        let under = e.path.as_deref().map(|p| format!(" under `{p}`")).unwrap_or_default();
+        let hint = suggest(unknown, candidates)
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        let allowed = rest
+            .split_once(", expected ")
+            .map(|(_, a)| a.to_string())
+            .unwrap_or_default();
+        let under = e
+            .path
+            .as_deref()
+            .map(|p| format!(" under `{p}`"))
+            .unwrap_or_default();
         msg = format!("unknown key `{unknown}`{under}{hint} (allowed: {allowed})");
     } else if let Some(p) = &e.path {
         msg = format!("key `{p}`: {msg}");
     }
     let _ = text;
     match e.line {
-        Some(line) => ConfigError::At { file: file.to_string(), line, msg },
-        None => ConfigError::File { file: file.to_string(), msg },
+        Some(line) => ConfigError::At {
+            file: file.to_string(),
+            line,
+            msg,
+        },
+        None => ConfigError::File {
+            file: file.to_string(),
+            msg,
+        },
     }
 }
 
 /// The closest allowed key within edit distance 2.
 fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates.iter().map(|c| (edit_distance(word, c), *c)).filter(|(d, _)| *d <= 2).min().map(|(_, c)| c)
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -210,7 +314,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -222,7 +328,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(text, Path::new("cfg/x.yaml")).unwrap_err().to_string()
+        parse(text, Path::new("cfg/x.yaml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -236,28 +344,51 @@ mod tests {
     #[test]
     fn unknown_key_names_line_and_suggests() {
         let e = err("model: m.onnx\nbins: 200\n");
-        assert!(e.starts_with("cfg/x.yaml:2: unknown key `bins`; did you mean `bin`?"), "{e}");
+        assert!(
+            e.starts_with("cfg/x.yaml:2: unknown key `bins`; did you mean `bin`?"),
+            "{e}"
+        );
         let e = err("model: m.onnx\nevaluation:\n  input_file_path: e\n  maxdrop: 0.1\n");
-        assert!(e.contains(":4: unknown key `maxdrop` under `evaluation`; did you mean `max_drop`?"), "{e}");
+        assert!(
+            e.contains(":4: unknown key `maxdrop` under `evaluation`; did you mean `max_drop`?"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_values_name_file_line_key_value_and_allowed() {
         let e = err("model: m.onnx\n\nbin: 5000\n");
-        assert_eq!(e, "cfg/x.yaml:3: key `bin`: 5000 is not allowed; allowed: 0 (means 150) or 2..=4096");
+        assert_eq!(
+            e,
+            "cfg/x.yaml:3: key `bin`: 5000 is not allowed; allowed: 0 (means 150) or 2..=4096"
+        );
         let e = err("model: m.onnx\ntype: KLL\n");
-        assert!(e.starts_with("cfg/x.yaml:2: key `type`: unknown variant `KLL`"), "{e}");
+        assert!(
+            e.starts_with("cfg/x.yaml:2: key `type`: unknown variant `KLL`"),
+            "{e}"
+        );
         let e = err("model: m.onnx\nmax_percentile: PERCENTILE_MAX\n");
         assert!(e.contains(":2:") && e.contains("PERCENTILE_MID"), "{e}");
         let e = err("model: m.onnx\nmax_percentile: 1.5\n");
-        assert!(e.starts_with("cfg/x.yaml:2: key `max_percentile`: 1.5"), "{e}");
-        let e = err("model: m.onnx\npreprocess_parameter:\n  - input_file_path: c\n    size: [48]\n");
-        assert!(e.starts_with("cfg/x.yaml:4: key `preprocess_parameter[0].size`"), "{e}");
+        assert!(
+            e.starts_with("cfg/x.yaml:2: key `max_percentile`: 1.5"),
+            "{e}"
+        );
+        let e =
+            err("model: m.onnx\npreprocess_parameter:\n  - input_file_path: c\n    size: [48]\n");
+        assert!(
+            e.starts_with("cfg/x.yaml:4: key `preprocess_parameter[0].size`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn percentile_mid_is_an_alias() {
-        let c = parse("model: m\nmax_percentile: PERCENTILE_MID\n", Path::new("x.yaml")).unwrap();
+        let c = parse(
+            "model: m\nmax_percentile: PERCENTILE_MID\n",
+            Path::new("x.yaml"),
+        )
+        .unwrap();
         assert_eq!(c.search.max_percentile, 0.99999);
     }
 }

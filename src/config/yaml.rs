@@ -28,11 +28,19 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
             Some((p, m)) if !p.contains(' ') => (Some(p.to_string()), m.to_string()),
             _ => (None, msg),
         };
-        YamlError { line, path, message }
+        YamlError {
+            line,
+            path,
+            message,
+        }
     })
 }
 
 /// Serializes `value` as YAML.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
-    serde_yaml::to_string(value).map_err(|e| YamlError { line: None, path: None, message: e.to_string() })
+    serde_yaml::to_string(value).map_err(|e| YamlError {
+        line: None,
+        path: None,
+        message: e.to_string(),
+    })
 }

@@ -11,7 +11,10 @@ pub const MAGIC: i32 = 510;
 
 /// Reads a BINARY file as a `[count, channels, height, width]` float32 tensor.
 pub fn read_binary(path: &Path) -> Result<Tensor, DataError> {
-    let bad = |reason: String| DataError::File { path: path.display().to_string(), reason };
+    let bad = |reason: String| DataError::File {
+        path: path.display().to_string(),
+        reason,
+    };
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     parse_binary(&bytes).map_err(bad)
 }
@@ -19,17 +22,32 @@ pub fn read_binary(path: &Path) -> Result<Tensor, DataError> {
 /// Parses the bytes of a BINARY file.
 pub fn parse_binary(bytes: &[u8]) -> Result<Tensor, String> {
     if bytes.len() < 20 {
-        return Err(format!("{} bytes: too short for the 20-byte HiAI header", bytes.len()));
+        return Err(format!(
+            "{} bytes: too short for the 20-byte HiAI header",
+            bytes.len()
+        ));
     }
-    let h: Vec<i32> = bytes[..20].chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+    let h: Vec<i32> = bytes[..20]
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     if h[0] != MAGIC {
-        return Err(format!("magic number {} instead of {MAGIC}: not a HiAI BINARY calibration file", h[0]));
+        return Err(format!(
+            "magic number {} instead of {MAGIC}: not a HiAI BINARY calibration file",
+            h[0]
+        ));
     }
     if h[1..].iter().any(|&d| d <= 0) {
-        return Err(format!("header count/channels/height/width {:?} must all be positive", &h[1..]));
+        return Err(format!(
+            "header count/channels/height/width {:?} must all be positive",
+            &h[1..]
+        ));
     }
     let dims: Vec<usize> = h[1..].iter().map(|&d| d as usize).collect();
-    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS);
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS);
     let n = n.ok_or_else(|| format!("header declares {:?}, too many values", dims))?;
     let payload = &bytes[20..];
     if payload.len() != n * 4 {
@@ -40,7 +58,10 @@ pub fn parse_binary(bytes: &[u8]) -> Result<Tensor, String> {
             payload.len()
         ));
     }
-    let data = payload.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let data = payload
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     Ok(Tensor::from_f32(&dims, data))
 }
 
@@ -55,7 +76,8 @@ pub fn binary_bytes(t: &Tensor) -> Option<Vec<u8>> {
     for &d in a.shape() {
         out.extend_from_slice(&(d as i32).to_le_bytes());
     }
-    a.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    a.iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     Some(out)
 }
 
@@ -71,7 +93,11 @@ mod tests {
         let mut wrong = b.clone();
         wrong[0] = 0;
         assert!(parse_binary(&wrong).unwrap_err().contains("magic"));
-        assert!(parse_binary(&b[..b.len() - 4]).unwrap_err().contains("payload"));
+        assert!(
+            parse_binary(&b[..b.len() - 4])
+                .unwrap_err()
+                .contains("payload")
+        );
         assert!(parse_binary(&b[..10]).unwrap_err().contains("too short"));
     }
 }

@@ -16,7 +16,10 @@ use crate::map_tensor;
 #[derive(Clone, Debug)]
 pub enum SourceKind {
     /// Image files, preprocessed.
-    Images { files: Vec<PathBuf>, preprocess: ImagePreprocess },
+    Images {
+        files: Vec<PathBuf>,
+        preprocess: ImagePreprocess,
+    },
     /// One `.npy` file per sample.
     NpyFiles(Vec<PathBuf>),
     /// Samples stacked along axis 0 of one tensor (a stacked `.npy` or a HiAI BINARY file).
@@ -33,12 +36,19 @@ const IMAGE_EXT: &[&str] = &["png", "jpg", "jpeg"];
 
 /// The files of `dir` with one of `exts` (case-insensitive), sorted by name.
 pub fn list_files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, DataError> {
-    let err = |reason: String| DataError::File { path: dir.display().to_string(), reason };
+    let err = |reason: String| DataError::File {
+        path: dir.display().to_string(),
+        reason,
+    };
     let rd = std::fs::read_dir(dir).map_err(|e| err(format!("cannot read the folder: {e}")))?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str())))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
+        })
         .collect();
     files.sort();
     if files.is_empty() {
@@ -55,27 +65,47 @@ impl Source {
         } else if path.is_file() {
             vec![path.to_path_buf()]
         } else {
-            return Err(DataError::File { path: path.display().to_string(), reason: "no such file or folder".into() });
+            return Err(DataError::File {
+                path: path.display().to_string(),
+                reason: "no such file or folder".into(),
+            });
         };
-        Ok(Source { kind: SourceKind::Images { files, preprocess } })
+        Ok(Source {
+            kind: SourceKind::Images { files, preprocess },
+        })
     }
 
     /// `.npy` samples: a folder of one-sample files, or one file stacked along axis 0.
     pub fn npy(path: &Path) -> Result<Source, DataError> {
         if path.is_dir() {
-            return Ok(Source { kind: SourceKind::NpyFiles(list_files(path, &["npy"])?) });
+            return Ok(Source {
+                kind: SourceKind::NpyFiles(list_files(path, &["npy"])?),
+            });
         }
         let data = Arc::new(read_npy(path)?);
         if data.rank() == 0 {
-            return Err(DataError::File { path: path.display().to_string(), reason: "a scalar cannot hold samples".into() });
+            return Err(DataError::File {
+                path: path.display().to_string(),
+                reason: "a scalar cannot hold samples".into(),
+            });
         }
-        Ok(Source { kind: SourceKind::Stacked { path: path.to_path_buf(), data } })
+        Ok(Source {
+            kind: SourceKind::Stacked {
+                path: path.to_path_buf(),
+                data,
+            },
+        })
     }
 
     /// A HiAI BINARY calibration file.
     pub fn binary(path: &Path) -> Result<Source, DataError> {
         let data = Arc::new(read_binary(path)?);
-        Ok(Source { kind: SourceKind::Stacked { path: path.to_path_buf(), data } })
+        Ok(Source {
+            kind: SourceKind::Stacked {
+                path: path.to_path_buf(),
+                data,
+            },
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -92,7 +122,11 @@ impl Source {
 
     /// The file name of sample `i` (for labels and messages).
     pub fn sample_name(&self, i: usize) -> String {
-        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        };
         match &self.kind {
             SourceKind::Images { files, .. } => name(&files[i]),
             SourceKind::NpyFiles(f) => name(&f[i]),
@@ -113,9 +147,9 @@ impl Source {
                 }
                 Ok(t)
             }
-            SourceKind::Stacked { data, .. } => {
-                Ok(map_tensor!(data.as_ref(), a => a.slice_axis(Axis(0), (i..i + 1).into()).to_owned()))
-            }
+            SourceKind::Stacked { data, .. } => Ok(
+                map_tensor!(data.as_ref(), a => a.slice_axis(Axis(0), (i..i + 1).into()).to_owned()),
+            ),
         }
     }
 }
@@ -140,17 +174,34 @@ impl Dataset {
 
     /// Sample `i`: one `[1, ...]` tensor per model input.
     pub fn load(&self, i: usize) -> Result<Vec<Tensor>, DataError> {
-        self.sources.iter().zip(&self.ranks).map(|(s, &r)| s.load(i, r)).collect()
+        self.sources
+            .iter()
+            .zip(&self.ranks)
+            .map(|(s, &r)| s.load(i, r))
+            .collect()
     }
 
     /// The name of sample `i` (the first input's file name).
     pub fn sample_name(&self, i: usize) -> String {
-        self.sources.first().map(|s| s.sample_name(i)).unwrap_or_default()
+        self.sources
+            .first()
+            .map(|s| s.sample_name(i))
+            .unwrap_or_default()
     }
 }
 
 /// A default preprocess for a model input of `channels` channels (used when a config gives none).
 pub fn default_preprocess(channels: usize, size: (usize, usize)) -> ImagePreprocess {
-    let format = if channels == 1 { ImageFormat::Gray } else { ImageFormat::Rgb };
-    ImagePreprocess { format, mean: vec![0.0; channels], std: vec![1.0; channels], resize: ResizeMode::Stretch, size }
+    let format = if channels == 1 {
+        ImageFormat::Gray
+    } else {
+        ImageFormat::Rgb
+    };
+    ImagePreprocess {
+        format,
+        mean: vec![0.0; channels],
+        std: vec![1.0; channels],
+        resize: ResizeMode::Stretch,
+        size,
+    }
 }

@@ -52,9 +52,13 @@ pub struct ImagePreprocess {
 
 /// Decodes `path` into interleaved 8-bit pixels (width, height, pixels) in `format`.
 fn decode(path: &Path, format: ImageFormat) -> Result<(usize, usize, Vec<u8>), DataError> {
-    let bad = |reason: String| DataError::File { path: path.display().to_string(), reason };
+    let bad = |reason: String| DataError::File {
+        path: path.display().to_string(),
+        reason,
+    };
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let img = image::load_from_memory(&bytes).map_err(|e| bad(format!("not a readable PNG or JPEG image ({e})")))?;
+    let img = image::load_from_memory(&bytes)
+        .map_err(|e| bad(format!("not a readable PNG or JPEG image ({e})")))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
         return Err(bad("the image is empty".into()));

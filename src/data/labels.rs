@@ -15,9 +15,14 @@ impl Labels {
     /// Reads a labels file. `classes` maps label tokens to output indices (the token's
     /// position); without it the token must be the index itself.
     pub fn read(path: &Path, classes: Option<&[String]>) -> Result<Labels, DataError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DataError::File { path: path.display().to_string(), reason: e.to_string() })?;
-        Labels::parse(&text, classes).map_err(|reason| DataError::File { path: path.display().to_string(), reason })
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Labels::parse(&text, classes).map_err(|reason| DataError::File {
+            path: path.display().to_string(),
+            reason,
+        })
     }
 
     /// Parses the text of a labels file (see `read`).
@@ -30,7 +35,10 @@ impl Labels {
             }
             let mut parts = line.split_whitespace();
             let (Some(file), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(format!("line {}: expected `<file> <class>`, found `{line}`", i + 1));
+                return Err(format!(
+                    "line {}: expected `<file> <class>`, found `{line}`",
+                    i + 1
+                ));
             };
             let class = match classes {
                 Some(c) => c.iter().position(|t| t == token).ok_or_else(|| {
@@ -67,8 +75,15 @@ mod tests {
     fn maps_tokens_through_classes() {
         let classes = vec!["0".to_string(), "180".to_string()];
         let l = Labels::parse("a.png 0\nb.png 180\n\n", Some(&classes)).unwrap();
-        assert_eq!((l.get("a.png"), l.get("b.png"), l.len()), (Some(0), Some(1), 2));
-        assert!(Labels::parse("a.png 90", Some(&classes)).unwrap_err().contains("line 1"));
+        assert_eq!(
+            (l.get("a.png"), l.get("b.png"), l.len()),
+            (Some(0), Some(1), 2)
+        );
+        assert!(
+            Labels::parse("a.png 90", Some(&classes))
+                .unwrap_err()
+                .contains("line 1")
+        );
         assert!(Labels::parse("a.png", None).is_err());
         assert_eq!(Labels::parse("x 3", None).unwrap().get("x"), Some(3));
     }

@@ -11,7 +11,10 @@ use crate::ir::{DType, MAX_ELEMENTS, Tensor, checked_numel};
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a .npy file ({reason})")]
     Format { path: String, reason: String },
 }
@@ -20,8 +23,14 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Reads an `.npy` file into a tensor.
 pub fn read_npy(path: &Path) -> Result<Tensor, NpyError> {
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: path.display().to_string(), source })?;
-    parse_npy(&bytes).map_err(|reason| NpyError::Format { path: path.display().to_string(), reason })
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_npy(&bytes).map_err(|reason| NpyError::Format {
+        path: path.display().to_string(),
+        reason,
+    })
 }
 
 /// Parses the bytes of an `.npy` file.
@@ -31,16 +40,24 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(format!("unsupported format version {v}")),
     };
-    let end = start.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or("truncated header")?;
+    let end = start
+        .checked_add(header_len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or("truncated header")?;
     let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| "header is not text")?;
     let descr = dict_value(header, "descr").ok_or("header has no 'descr'")?;
     let fortran = dict_value(header, "fortran_order").ok_or("header has no 'fortran_order'")?;
     let shape_text = dict_value(header, "shape").ok_or("header has no 'shape'")?;
     if fortran.trim() != "False" {
-        return Err("Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into());
+        return Err(
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
+        );
     }
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
     let dtype = match descr {
@@ -51,20 +68,35 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
         "|i1" | "<i1" => DType::I8,
         "|u1" | "<u1" => DType::U8,
         "|b1" => DType::Bool,
-        other => return Err(format!("element type '{other}' is not supported (use float32, float64, int64, int32, int8, uint8 or bool, little-endian)")),
+        other => {
+            return Err(format!(
+                "element type '{other}' is not supported (use float32, float64, int64, int32, int8, uint8 or bool, little-endian)"
+            ));
+        }
     };
     let shape = parse_shape(shape_text)?;
-    let n = checked_numel(&shape).filter(|&n| n <= MAX_ELEMENTS).ok_or("the shape is too large")?;
+    let n = checked_numel(&shape)
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or("the shape is too large")?;
     let data = &bytes[end..];
     let need = n * dtype.size();
     if data.len() != need {
-        return Err(format!("holds {} bytes of data, its shape {:?} needs {need}", data.len(), shape));
+        return Err(format!(
+            "holds {} bytes of data, its shape {:?} needs {need}",
+            data.len(),
+            shape
+        ));
     }
     let sh = IxDyn(&shape);
     macro_rules! decode {
         ($t:ty, $n:expr) => {
-            ArrayD::from_shape_vec(sh, data.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().unwrap())).collect())
-                .map_err(|e| e.to_string())?
+            ArrayD::from_shape_vec(
+                sh,
+                data.chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            )
+            .map_err(|e| e.to_string())?
         };
     }
     Ok(match dtype {
@@ -72,9 +104,17 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
         DType::F64 => Tensor::F64(decode!(f64, 8)),
         DType::I64 => Tensor::I64(decode!(i64, 8)),
         DType::I32 => Tensor::I32(decode!(i32, 4)),
-        DType::I8 => Tensor::I8(ArrayD::from_shape_vec(sh, data.iter().map(|&b| b as i8).collect()).map_err(|e| e.to_string())?),
-        DType::U8 => Tensor::U8(ArrayD::from_shape_vec(sh, data.to_vec()).map_err(|e| e.to_string())?),
-        DType::Bool => Tensor::Bool(ArrayD::from_shape_vec(sh, data.iter().map(|&b| b != 0).collect()).map_err(|e| e.to_string())?),
+        DType::I8 => Tensor::I8(
+            ArrayD::from_shape_vec(sh, data.iter().map(|&b| b as i8).collect())
+                .map_err(|e| e.to_string())?,
+        ),
+        DType::U8 => {
+            Tensor::U8(ArrayD::from_shape_vec(sh, data.to_vec()).map_err(|e| e.to_string())?)
+        }
+        DType::Bool => Tensor::Bool(
+            ArrayD::from_shape_vec(sh, data.iter().map(|&b| b != 0).collect())
+                .map_err(|e| e.to_string())?,
+        ),
     })
 }
 
@@ -92,12 +132,20 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
-    let inner = text.trim().strip_prefix('(').and_then(|t| t.strip_suffix(')')).ok_or("bad 'shape'")?;
+    let inner = text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or("bad 'shape'")?;
     inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse::<usize>().map_err(|_| format!("bad dimension '{s}' in 'shape'")))
+        .map(|s| {
+            s.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| format!("bad dimension '{s}' in 'shape'"))
+        })
         .collect()
 }
 
@@ -127,10 +175,18 @@ pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
     match t {
-        Tensor::F32(a) => a.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        Tensor::F64(a) => a.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        Tensor::I64(a) => a.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        Tensor::I32(a) => a.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::F32(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::F64(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I64(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I32(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
         Tensor::I8(a) => a.iter().for_each(|v| out.push(*v as u8)),
         Tensor::U8(a) => out.extend(a.iter()),
         Tensor::Bool(a) => a.iter().for_each(|v| out.push(*v as u8)),
@@ -140,10 +196,15 @@ pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
 
 /// Writes a tensor to an `.npy` file, atomically (temp file + rename).
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<(), NpyError> {
-    let err = |source| NpyError::Io { path: path.display().to_string(), source };
+    let err = |source| NpyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let tmp = path.with_extension("npy.tmp");
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&npy_bytes(t)).and_then(|_| f.sync_all()).map_err(err)?;
+    f.write_all(&npy_bytes(t))
+        .and_then(|_| f.sync_all())
+        .map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }
 
@@ -168,9 +229,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation() {
-        assert!(parse_npy(b"hello world, not numpy").unwrap_err().contains("magic"));
+        assert!(
+            parse_npy(b"hello world, not numpy")
+                .unwrap_err()
+                .contains("magic")
+        );
         let b = npy_bytes(&Tensor::from_f32(&[4], vec![1.0; 4]));
-        assert!(parse_npy(&b[..b.len() - 2]).unwrap_err().contains("bytes of data"));
+        assert!(
+            parse_npy(&b[..b.len() - 2])
+                .unwrap_err()
+                .contains("bytes of data")
+        );
         let huge = b"\x93NUMPY\x01\x00\x46\x00{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }       \n";
         assert!(parse_npy(huge).unwrap_err().contains("too large"));
     }

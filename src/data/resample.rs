@@ -35,7 +35,16 @@ fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
             k.iter_mut().for_each(|w| *w /= sum);
         }
         let one = (1u32 << PRECISION_BITS) as f64;
-        let fixed = k.iter().map(|&w| if w < 0.0 { (-0.5 + w * one) as i32 } else { (0.5 + w * one) as i32 }).collect();
+        let fixed = k
+            .iter()
+            .map(|&w| {
+                if w < 0.0 {
+                    (-0.5 + w * one) as i32
+                } else {
+                    (0.5 + w * one) as i32
+                }
+            })
+            .collect();
         bounds.push((xmin, n));
         weights.push(fixed);
     }
@@ -47,7 +56,14 @@ fn clip8(v: i64) -> u8 {
 }
 
 /// Resizes an interleaved 8-bit image (`channels` per pixel) from `w×h` to `ow×oh`.
-pub fn resize_bilinear(src: &[u8], w: usize, h: usize, channels: usize, ow: usize, oh: usize) -> Vec<u8> {
+pub fn resize_bilinear(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    channels: usize,
+    ow: usize,
+    oh: usize,
+) -> Vec<u8> {
     let horizontal = if ow != w {
         let c = coeffs(w, ow);
         let mut out = vec![0u8; ow * h * channels];
@@ -98,7 +114,11 @@ mod tests {
     #[test]
     fn constant_image_stays_constant() {
         let img = vec![77u8; 10 * 7 * 3];
-        assert!(resize_bilinear(&img, 10, 7, 3, 4, 13).iter().all(|&v| v == 77));
+        assert!(
+            resize_bilinear(&img, 10, 7, 3, 4, 13)
+                .iter()
+                .all(|&v| v == 77)
+        );
     }
 
     #[test]

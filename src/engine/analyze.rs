@@ -10,7 +10,6 @@ use crate::ir::{Dim, Facts, Graph, MAX_ELEMENTS, Node, Tensor, ValueId, checked_
 use super::error::{EngineError, EngineResult};
 use super::ops::{self, BuildCtx, Op};
 
-
 /// The result of analysing a graph for concrete input shapes.
 #[derive(Debug)]
 pub struct Analysis {
@@ -49,7 +48,11 @@ pub fn unsupported_ops(graph: &Graph) -> Vec<Unsupported> {
         .nodes
         .iter()
         .filter(|n| !is_default_domain(n) || ops::builder(&n.op_type).is_none())
-        .map(|n| Unsupported { op_type: display_op_type(n), node: n.name.clone(), opset: opset_of(graph, n) })
+        .map(|n| Unsupported {
+            op_type: display_op_type(n),
+            node: n.name.clone(),
+            opset: opset_of(graph, n),
+        })
         .collect()
 }
 
@@ -57,7 +60,12 @@ fn opset_of(graph: &Graph, node: &Node) -> i64 {
     if is_default_domain(node) {
         graph.opset
     } else {
-        graph.other_opsets.iter().find(|(d, _)| *d == node.domain).map(|(_, v)| *v).unwrap_or(0)
+        graph
+            .other_opsets
+            .iter()
+            .find(|(d, _)| *d == node.domain)
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
     }
 }
 
@@ -65,21 +73,41 @@ fn opset_of(graph: &Graph, node: &Node) -> i64 {
 pub fn check_supported(graph: &Graph) -> EngineResult<()> {
     match unsupported_ops(graph).into_iter().next() {
         None => Ok(()),
-        Some(u) => Err(EngineError::UnsupportedOp { op_type: u.op_type, node: u.node, opset: u.opset }),
+        Some(u) => Err(EngineError::UnsupportedOp {
+            op_type: u.op_type,
+            node: u.node,
+            opset: u.opset,
+        }),
     }
 }
 
 /// Compiles one node; `consts` holds the constant value of each input position, if any.
-pub fn compile_node(graph: &Graph, node: &Node, consts: Vec<Option<&Tensor>>) -> EngineResult<Box<dyn Op>> {
-    let build = ops::builder(&node.op_type).filter(|_| is_default_domain(node)).ok_or_else(|| {
-        EngineError::UnsupportedOp { op_type: display_op_type(node), node: node.name.clone(), opset: opset_of(graph, node) }
-    })?;
-    let ctx = BuildCtx { node, opset: graph.opset, consts };
+pub fn compile_node(
+    graph: &Graph,
+    node: &Node,
+    consts: Vec<Option<&Tensor>>,
+) -> EngineResult<Box<dyn Op>> {
+    let build = ops::builder(&node.op_type)
+        .filter(|_| is_default_domain(node))
+        .ok_or_else(|| EngineError::UnsupportedOp {
+            op_type: display_op_type(node),
+            node: node.name.clone(),
+            opset: opset_of(graph, node),
+        })?;
+    let ctx = BuildCtx {
+        node,
+        opset: graph.opset,
+        consts,
+    };
     build(&ctx).map_err(|e| op_error(node, e))
 }
 
 fn op_error(node: &Node, source: ops::OpError) -> EngineError {
-    EngineError::Op { node: node.name.clone(), op_type: node.op_type.clone(), source }
+    EngineError::Op {
+        node: node.name.clone(),
+        op_type: node.op_type.clone(),
+        source,
+    }
 }
 
 /// Checks concrete input shapes against the graph's declared inputs.
@@ -106,7 +134,10 @@ pub fn check_input_shapes(graph: &Graph, shapes: &[Vec<usize>]) -> EngineResult<
             format!("[{}]", d.join(","))
         };
         let bad = declared.len() != shape.len()
-            || declared.iter().zip(shape).any(|(d, &s)| matches!(d, Dim::Fixed(n) if *n != s));
+            || declared
+                .iter()
+                .zip(shape)
+                .any(|(d, &s)| matches!(d, Dim::Fixed(n) if *n != s));
         if bad {
             return Err(EngineError::Input {
                 name: v.name.clone(),
@@ -137,7 +168,11 @@ pub fn fold_constants(graph: &Graph) -> EngineResult<Graph> {
 }
 
 fn analyze_with(graph: &Graph, input_shapes: Option<&[Vec<usize>]>) -> EngineResult<Analysis> {
-    let mut facts: Vec<Facts> = graph.values.iter().map(|v| Facts::unknown_shape(v.dtype)).collect();
+    let mut facts: Vec<Facts> = graph
+        .values
+        .iter()
+        .map(|v| Facts::unknown_shape(v.dtype))
+        .collect();
     for (id, t) in &graph.constants {
         facts[id.0] = Facts::constant(t.clone());
     }
@@ -148,24 +183,42 @@ fn analyze_with(graph: &Graph, input_shapes: Option<&[Vec<usize>]>) -> EngineRes
     let mut ops_out = Vec::with_capacity(graph.nodes.len());
     let mut folded = HashMap::new();
     for node in &graph.nodes {
-        let consts: Vec<Option<&Tensor>> =
-            node.inputs.iter().map(|i| i.and_then(|v| facts[v.0].value.as_deref())).collect();
+        let consts: Vec<Option<&Tensor>> = node
+            .inputs
+            .iter()
+            .map(|i| i.and_then(|v| facts[v.0].value.as_deref()))
+            .collect();
         let op = compile_node(graph, node, consts)?;
-        let in_facts: Vec<Option<&Facts>> = node.inputs.iter().map(|i| i.map(|v| &facts[v.0])).collect();
+        let in_facts: Vec<Option<&Facts>> =
+            node.inputs.iter().map(|i| i.map(|v| &facts[v.0])).collect();
         let mut out = op.infer(&in_facts).map_err(|e| op_error(node, e))?;
         for (k, o) in node.outputs.iter().enumerate() {
             if let (Some(v), Some(f)) = (o, out.get(k)) {
                 check_size(graph, *v, f, &node.name)?;
             }
         }
-        let all_const = node.inputs.iter().flatten().all(|v| facts[v.0].value.is_some());
-        let infer_known = node.outputs.iter().enumerate().all(|(k, o)| o.is_none() || out.get(k).is_some_and(|f| f.value.is_some()));
+        let all_const = node
+            .inputs
+            .iter()
+            .flatten()
+            .all(|v| facts[v.0].value.is_some());
+        let infer_known = node
+            .outputs
+            .iter()
+            .enumerate()
+            .all(|(k, o)| o.is_none() || out.get(k).is_some_and(|f| f.value.is_some()));
         if op.is_pure() && (all_const || infer_known) {
             if !infer_known {
-                let ins: Vec<Option<&Tensor>> =
-                    node.inputs.iter().map(|i| i.and_then(|v| facts[v.0].value.as_deref())).collect();
+                let ins: Vec<Option<&Tensor>> = node
+                    .inputs
+                    .iter()
+                    .map(|i| i.and_then(|v| facts[v.0].value.as_deref()))
+                    .collect();
                 let vals = op.run(&ins).map_err(|e| op_error(node, e))?;
-                out = vals.into_iter().map(|t| Facts::constant(Arc::new(t))).collect();
+                out = vals
+                    .into_iter()
+                    .map(|t| Facts::constant(Arc::new(t)))
+                    .collect();
             }
             for (k, o) in node.outputs.iter().enumerate() {
                 if let Some(v) = o {
@@ -190,7 +243,11 @@ fn analyze_with(graph: &Graph, input_shapes: Option<&[Vec<usize>]>) -> EngineRes
         }
         ops_out.push(Some(op));
     }
-    Ok(Analysis { facts, ops: ops_out, folded })
+    Ok(Analysis {
+        facts,
+        ops: ops_out,
+        folded,
+    })
 }
 
 fn check_size(graph: &Graph, v: ValueId, f: &Facts, node: &str) -> EngineResult<()> {
@@ -200,7 +257,9 @@ fn check_size(graph: &Graph, v: ValueId, f: &Facts, node: &str) -> EngineResult<
         n => Err(EngineError::TooLarge {
             name: graph.value_name(v).to_string(),
             node: node.to_string(),
-            elements: n.map(|n| n.to_string()).unwrap_or_else(|| "more than 2^64".into()),
+            elements: n
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "more than 2^64".into()),
             shape: fmt_shape(shape),
             limit: MAX_ELEMENTS,
         }),

@@ -71,7 +71,11 @@ impl Plan {
     }
 
     /// Like `new`, with options (FP16 emulation).
-    pub fn with_options(graph: &Graph, input_shapes: &[Vec<usize>], options: PlanOptions) -> EngineResult<Plan> {
+    pub fn with_options(
+        graph: &Graph,
+        input_shapes: &[Vec<usize>],
+        options: PlanOptions,
+    ) -> EngineResult<Plan> {
         let analysis = analyze(graph, input_shapes)?;
         let mut constants: Vec<Option<Arc<Tensor>>> = vec![None; graph.values.len()];
         for (id, t) in graph.constants.iter().chain(analysis.folded.iter()) {
@@ -104,9 +108,17 @@ impl Plan {
             .map(|(id, s)| {
                 let v = graph.value(*id);
                 let dtype = v.dtype.ok_or_else(|| {
-                    EngineError::Invalid(format!("graph input `{}` has no supported element type", v.name))
+                    EngineError::Invalid(format!(
+                        "graph input `{}` has no supported element type",
+                        v.name
+                    ))
                 })?;
-                Ok(InputSpec { id: *id, name: v.name.clone(), dtype, shape: s.clone() })
+                Ok(InputSpec {
+                    id: *id,
+                    name: v.name.clone(),
+                    dtype,
+                    shape: s.clone(),
+                })
             })
             .collect::<EngineResult<Vec<_>>>()?;
         let mut plan = Plan {
@@ -188,14 +200,26 @@ impl Plan {
     }
 
     /// Runs the plan, calling `observer` on every value a step produces.
-    pub fn run_observed(&self, inputs: Vec<Tensor>, observer: &mut Observer) -> EngineResult<Vec<Tensor>> {
+    pub fn run_observed(
+        &self,
+        inputs: Vec<Tensor>,
+        observer: &mut Observer,
+    ) -> EngineResult<Vec<Tensor>> {
         let mut values: Vec<Option<Arc<Tensor>>> = self.constants.clone();
         self.bind_inputs(inputs, &mut values)?;
         for step in &self.steps {
             let outs = {
-                let ins: Vec<Option<&Tensor>> =
-                    step.inputs.iter().map(|i| i.and_then(|v| values[v.0].as_deref())).collect();
-                if let Some(k) = step.inputs.iter().zip(&ins).position(|(i, t)| i.is_some() && t.is_none()) {
+                let ins: Vec<Option<&Tensor>> = step
+                    .inputs
+                    .iter()
+                    .map(|i| i.and_then(|v| values[v.0].as_deref()))
+                    .collect();
+                if let Some(k) = step
+                    .inputs
+                    .iter()
+                    .zip(&ins)
+                    .position(|(i, t)| i.is_some() && t.is_none())
+                {
                     return Err(EngineError::Invalid(format!(
                         "node `{}`: input `{}` was not computed",
                         step.name,
@@ -225,14 +249,21 @@ impl Plan {
             .iter()
             .map(|o| {
                 let t = values[o.0].take().ok_or_else(|| {
-                    EngineError::Invalid(format!("graph output `{}` was not computed", self.names[o.0]))
+                    EngineError::Invalid(format!(
+                        "graph output `{}` was not computed",
+                        self.names[o.0]
+                    ))
                 })?;
                 Ok(Arc::try_unwrap(t).unwrap_or_else(|a| (*a).clone()))
             })
             .collect()
     }
 
-    fn bind_inputs(&self, inputs: Vec<Tensor>, values: &mut [Option<Arc<Tensor>>]) -> EngineResult<()> {
+    fn bind_inputs(
+        &self,
+        inputs: Vec<Tensor>,
+        values: &mut [Option<Arc<Tensor>>],
+    ) -> EngineResult<()> {
         if inputs.len() != self.inputs.len() {
             return Err(EngineError::Invalid(format!(
                 "the model has {} input(s), {} given",
@@ -244,13 +275,21 @@ impl Plan {
             if t.dtype() != spec.dtype {
                 return Err(EngineError::Input {
                     name: spec.name.clone(),
-                    msg: format!("expected element type {}, got {}", spec.dtype.name(), t.dtype().name()),
+                    msg: format!(
+                        "expected element type {}, got {}",
+                        spec.dtype.name(),
+                        t.dtype().name()
+                    ),
                 });
             }
             if t.shape() != spec.shape.as_slice() {
                 return Err(EngineError::Input {
                     name: spec.name.clone(),
-                    msg: format!("expected shape {}, got {}", fmt_shape(&spec.shape), fmt_shape(t.shape())),
+                    msg: format!(
+                        "expected shape {}, got {}",
+                        fmt_shape(&spec.shape),
+                        fmt_shape(t.shape())
+                    ),
                 });
             }
             if self.fp16 {

@@ -29,9 +29,16 @@ impl Runner {
         check_supported(&graph)?;
         let batch_dynamic = !graph.inputs.is_empty()
             && graph.inputs.iter().all(|i| {
-                matches!(graph.value(*i).shape.as_deref(), Some([Dim::Dynamic(_), ..]))
+                matches!(
+                    graph.value(*i).shape.as_deref(),
+                    Some([Dim::Dynamic(_), ..])
+                )
             });
-        Ok(Runner { graph: Arc::new(graph), plans: Mutex::new(HashMap::new()), batch_dynamic })
+        Ok(Runner {
+            graph: Arc::new(graph),
+            plans: Mutex::new(HashMap::new()),
+            batch_dynamic,
+        })
     }
 
     pub fn graph(&self) -> &Graph {
@@ -44,7 +51,10 @@ impl Runner {
             return Ok(p.clone());
         }
         let plan = Arc::new(Plan::new(&self.graph, shapes)?);
-        self.plans.lock().expect("plan cache").insert(shapes.to_vec(), plan.clone());
+        self.plans
+            .lock()
+            .expect("plan cache")
+            .insert(shapes.to_vec(), plan.clone());
         Ok(plan)
     }
 
@@ -54,19 +64,30 @@ impl Runner {
         let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
         check_input_shapes(&self.graph, &shapes)?;
         let batch = shapes.first().and_then(|s| s.first()).copied().unwrap_or(1);
-        let splittable = self.batch_dynamic && batch > 1 && shapes.iter().all(|s| s.first() == Some(&batch));
+        let splittable =
+            self.batch_dynamic && batch > 1 && shapes.iter().all(|s| s.first() == Some(&batch));
         if !splittable {
             return self.plan(&shapes)?.run(inputs);
         }
-        let one: Vec<Vec<usize>> = shapes.iter().map(|s| [&[1][..], &s[1..]].concat()).collect();
+        let one: Vec<Vec<usize>> = shapes
+            .iter()
+            .map(|s| [&[1][..], &s[1..]].concat())
+            .collect();
         let plan = self.plan(&one)?;
-        let samples: Vec<Vec<Tensor>> = (0..batch).map(|b| inputs.iter().map(|t| sample(t, b)).collect()).collect();
-        let outs: Vec<Vec<Tensor>> = samples.into_par_iter().map(|s| plan.run(s)).collect::<EngineResult<_>>()?;
+        let samples: Vec<Vec<Tensor>> = (0..batch)
+            .map(|b| inputs.iter().map(|t| sample(t, b)).collect())
+            .collect();
+        let outs: Vec<Vec<Tensor>> = samples
+            .into_par_iter()
+            .map(|s| plan.run(s))
+            .collect::<EngineResult<_>>()?;
         if outs[0].iter().any(|t| t.shape().first() != Some(&1)) {
             // The model does not keep the batch as the leading output dimension: run it whole.
             return self.plan(&shapes)?.run(inputs);
         }
-        (0..outs[0].len()).map(|k| concat_batch(outs.iter().map(|o| &o[k]).collect())).collect()
+        (0..outs[0].len())
+            .map(|k| concat_batch(outs.iter().map(|o| &o[k]).collect()))
+            .collect()
     }
 }
 
@@ -84,11 +105,14 @@ pub fn concat_batch(parts: Vec<&Tensor>) -> EngineResult<Tensor> {
                 .iter()
                 .map(|p| match p {
                     Tensor::$variant(a) => Ok(a.view()),
-                    _ => Err(EngineError::Invalid("samples disagree on output type".into())),
+                    _ => Err(EngineError::Invalid(
+                        "samples disagree on output type".into(),
+                    )),
                 })
                 .collect::<EngineResult<_>>()?;
             Tensor::$variant(
-                concatenate(Axis(0), &views).map_err(|e| EngineError::Invalid(format!("cannot join samples: {e}")))?,
+                concatenate(Axis(0), &views)
+                    .map_err(|e| EngineError::Invalid(format!("cannot join samples: {e}")))?,
             )
         }};
     }

@@ -27,7 +27,11 @@ pub fn top_k(outputs: &[Tensor], labels: &[usize], k: usize) -> f64 {
     let hits = outputs
         .iter()
         .zip(labels)
-        .filter(|(o, l)| rows(o).first().is_some_and(|r| top_indices(r, k).contains(l)))
+        .filter(|(o, l)| {
+            rows(o)
+                .first()
+                .is_some_and(|r| top_indices(r, k).contains(l))
+        })
         .count();
     hits as f64 / outputs.len().max(1) as f64
 }
@@ -39,7 +43,9 @@ pub fn agreement(a: &[Tensor], b: &[Tensor]) -> f64 {
         .zip(b)
         .filter(|(x, y)| {
             let (rx, ry) = (rows(x), rows(y));
-            rx.iter().zip(&ry).all(|(p, q)| top_indices(p, 1) == top_indices(q, 1))
+            rx.iter()
+                .zip(&ry)
+                .all(|(p, q)| top_indices(p, 1) == top_indices(q, 1))
         })
         .count();
     same as f64 / a.len().max(1) as f64
@@ -100,7 +106,10 @@ pub fn moments(reference: &[Tensor], test: &[Tensor]) -> Moments {
         if let (Some(a), Some(b)) = (r.as_f32(), t.as_f32()) {
             match (a.as_slice(), b.as_slice()) {
                 (Some(x), Some(y)) => m.add(x, y),
-                _ => m.add(&a.iter().copied().collect::<Vec<_>>(), &b.iter().copied().collect::<Vec<_>>()),
+                _ => m.add(
+                    &a.iter().copied().collect::<Vec<_>>(),
+                    &b.iter().copied().collect::<Vec<_>>(),
+                ),
             }
         }
     }
@@ -135,10 +144,18 @@ mod tests {
 
     #[test]
     fn top_k_and_agreement() {
-        let outs = vec![t(&[&[0.1, 0.9, 0.0]]), t(&[&[0.5, 0.2, 0.3]]), t(&[&[0.2, 0.3, 0.5]])];
+        let outs = vec![
+            t(&[&[0.1, 0.9, 0.0]]),
+            t(&[&[0.5, 0.2, 0.3]]),
+            t(&[&[0.2, 0.3, 0.5]]),
+        ];
         assert_eq!(top_k(&outs, &[1, 2, 0], 1), 1.0 / 3.0);
         assert_eq!(top_k(&outs, &[1, 2, 0], 2), 2.0 / 3.0);
-        let other = vec![t(&[&[0.9, 0.1, 0.0]]), t(&[&[0.5, 0.2, 0.3]]), t(&[&[0.2, 0.3, 0.5]])];
+        let other = vec![
+            t(&[&[0.9, 0.1, 0.0]]),
+            t(&[&[0.5, 0.2, 0.3]]),
+            t(&[&[0.2, 0.3, 0.5]]),
+        ];
         assert_eq!(agreement(&outs, &other), 2.0 / 3.0);
     }
 

@@ -36,7 +36,10 @@ pub struct Evaluator<'w> {
 impl<'w> Evaluator<'w> {
     /// Runs the FP32 model over the evaluation set.
     pub fn new(ws: &'w Workspace, progress: Progress) -> Result<Evaluator<'w>> {
-        let set = ws.eval.as_ref().ok_or_else(|| Error::Usage("the configuration has no `evaluation` section".into()))?;
+        let set = ws
+            .eval
+            .as_ref()
+            .ok_or_else(|| Error::Usage("the configuration has no `evaluation` section".into()))?;
         let fp32_plan = Plan::new(&ws.graph, &ws.sample_shapes)?;
         let done = AtomicUsize::new(0);
         let fp32_outputs = (0..set.data.len())
@@ -47,7 +50,13 @@ impl<'w> Evaluator<'w> {
                 Ok(out)
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut ev = Evaluator { ws, set, fp32_plan, fp32_outputs, fp32_metric: 0.0 };
+        let mut ev = Evaluator {
+            ws,
+            set,
+            fp32_plan,
+            fp32_outputs,
+            fp32_metric: 0.0,
+        };
         ev.fp32_metric = ev.score(&ev.fp32_outputs)?;
         Ok(ev)
     }
@@ -63,17 +72,26 @@ impl<'w> Evaluator<'w> {
         let cfg = &self.set.config;
         Ok(match cfg.metric {
             Metric::Top1 | Metric::Top5 => {
-                let labels = self.set.labels.as_ref().ok_or_else(|| Error::Usage("top1/top5 need evaluation.labels".into()))?;
+                let labels = self
+                    .set
+                    .labels
+                    .as_ref()
+                    .ok_or_else(|| Error::Usage("top1/top5 need evaluation.labels".into()))?;
                 let k = if cfg.metric == Metric::Top1 { 1 } else { 5 };
                 metrics::top_k(&first(outputs), labels, k)
             }
             Metric::Agreement => metrics::agreement(&first(&self.fp32_outputs), &first(outputs)),
             Metric::Cosine => metrics::moments(&flat(&self.fp32_outputs), &flat(outputs)).cosine(),
             Metric::Sqnr => metrics::moments(&flat(&self.fp32_outputs), &flat(outputs)).sqnr_db(),
-            Metric::Iou => metrics::iou(&first(&self.fp32_outputs), &first(outputs), cfg.iou_threshold),
+            Metric::Iou => metrics::iou(
+                &first(&self.fp32_outputs),
+                &first(outputs),
+                cfg.iou_threshold,
+            ),
             Metric::Command => {
                 let template = cfg.command.as_deref().unwrap_or_default();
-                command::run_command(template, outputs, cfg.labels.as_deref()).map_err(Error::Usage)?
+                command::run_command(template, outputs, cfg.labels.as_deref())
+                    .map_err(Error::Usage)?
             }
         })
     }
@@ -81,7 +99,13 @@ impl<'w> Evaluator<'w> {
     /// Evaluates `graph` (a quantized variant of the workspace's prepared graph).
     /// `quantized` names the layers that are quantized in it; `fp16` emulates FP16 for
     /// everything left in float.
-    pub fn evaluate(&self, graph: &Graph, quantized: &dyn Fn(&str) -> bool, fp16: bool, progress: Progress) -> Result<EvalReport> {
+    pub fn evaluate(
+        &self,
+        graph: &Graph,
+        quantized: &dyn Fn(&str) -> bool,
+        fp16: bool,
+        progress: Progress,
+    ) -> Result<EvalReport> {
         let t0 = Instant::now();
         let plan = Plan::with_options(graph, &self.ws.sample_shapes, PlanOptions { fp16 })?;
         // Layer outputs keep their names in the quantized graph.
@@ -94,8 +118,16 @@ impl<'w> Evaluator<'w> {
                 Some((self.ws.graph.find_value(name)?, graph.find_value(name)?))
             })
             .collect();
-        let fp_index: HashMap<ValueId, usize> = layer_values.iter().enumerate().map(|(i, (f, _))| (*f, i)).collect();
-        let q_index: HashMap<ValueId, usize> = layer_values.iter().enumerate().map(|(i, (_, q))| (*q, i)).collect();
+        let fp_index: HashMap<ValueId, usize> = layer_values
+            .iter()
+            .enumerate()
+            .map(|(i, (f, _))| (*f, i))
+            .collect();
+        let q_index: HashMap<ValueId, usize> = layer_values
+            .iter()
+            .enumerate()
+            .map(|(i, (_, q))| (*q, i))
+            .collect();
         let done = AtomicUsize::new(0);
         let per_sample = (0..self.samples())
             .into_par_iter()
@@ -130,7 +162,12 @@ impl<'w> Evaluator<'w> {
         }
         let int8 = self.score(&outputs)?;
         let out_m = metrics::moments(&flat(&self.fp32_outputs), &flat(&outputs));
-        let names: HashMap<&str, &str> = self.ws.layers.iter().map(|l| (l.info.output.as_str(), l.info.name.as_str())).collect();
+        let names: HashMap<&str, &str> = self
+            .ws
+            .layers
+            .iter()
+            .map(|l| (l.info.output.as_str(), l.info.name.as_str()))
+            .collect();
         let layers = layer_values
             .iter()
             .zip(&totals)

@@ -40,7 +40,11 @@ impl EvalReport {
     /// Layers sorted worst first (lowest SQNR, then lowest cosine).
     pub fn worst_first(&self) -> Vec<&LayerFidelity> {
         let mut v: Vec<&LayerFidelity> = self.layers.iter().collect();
-        v.sort_by(|a, b| a.sqnr_db.total_cmp(&b.sqnr_db).then(a.cosine.total_cmp(&b.cosine)));
+        v.sort_by(|a, b| {
+            a.sqnr_db
+                .total_cmp(&b.sqnr_db)
+                .then(a.cosine.total_cmp(&b.cosine))
+        });
         v
     }
 }

@@ -12,12 +12,22 @@ use super::tensor::Tensor;
 
 /// Replaces the producers of `folded` values with constants and removes dead nodes.
 /// `shapes` (static shapes per value, where known) become the declared shapes.
-pub fn apply(graph: &Graph, folded: &HashMap<ValueId, Arc<Tensor>>, shapes: &[Option<Vec<usize>>]) -> Graph {
+pub fn apply(
+    graph: &Graph,
+    folded: &HashMap<ValueId, Arc<Tensor>>,
+    shapes: &[Option<Vec<usize>>],
+) -> Graph {
     let mut g = graph.clone();
     for (id, t) in folded {
         g.constants.insert(*id, t.clone());
     }
-    g.nodes.retain(|n| !n.outputs.iter().flatten().all(|o| g.constants.contains_key(o)) || n.outputs.iter().all(|o| o.is_none()));
+    g.nodes.retain(|n| {
+        !n.outputs
+            .iter()
+            .flatten()
+            .all(|o| g.constants.contains_key(o))
+            || n.outputs.iter().all(|o| o.is_none())
+    });
     remove_dead_nodes(&mut g);
     // Graph inputs keep their declared (possibly dynamic) shapes: the prepared graph still
     // accepts batches, which the runner splits into samples.

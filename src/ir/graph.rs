@@ -106,7 +106,11 @@ impl Graph {
 
     /// Adds a value and returns its id.
     pub fn add_value(&mut self, name: impl Into<String>, dtype: Option<DType>) -> ValueId {
-        self.values.push(Value { name: name.into(), dtype, shape: None });
+        self.values.push(Value {
+            name: name.into(),
+            dtype,
+            shape: None,
+        });
         ValueId(self.values.len() - 1)
     }
 
@@ -166,7 +170,10 @@ impl Graph {
         if self.find_value(base).is_none() {
             return base.to_string();
         }
-        (1..).map(|i| format!("{base}_{i}")).find(|n| self.find_value(n).is_none()).expect("infinite")
+        (1..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|n| self.find_value(n).is_none())
+            .expect("infinite")
     }
 }
 

@@ -16,17 +16,29 @@ pub struct Facts {
 impl Facts {
     /// Facts of a value with a known type and shape.
     pub fn new(dtype: DType, shape: Vec<usize>) -> Facts {
-        Facts { dtype: Some(dtype), shape: Some(shape), value: None }
+        Facts {
+            dtype: Some(dtype),
+            shape: Some(shape),
+            value: None,
+        }
     }
 
     /// Facts of a value whose type is known but whose shape is not.
     pub fn unknown_shape(dtype: Option<DType>) -> Facts {
-        Facts { dtype, shape: None, value: None }
+        Facts {
+            dtype,
+            shape: None,
+            value: None,
+        }
     }
 
     /// Facts of a constant.
     pub fn constant(t: Arc<Tensor>) -> Facts {
-        Facts { dtype: Some(t.dtype()), shape: Some(t.shape().to_vec()), value: Some(t) }
+        Facts {
+            dtype: Some(t.dtype()),
+            shape: Some(t.shape().to_vec()),
+            value: Some(t),
+        }
     }
 
     pub fn rank(&self) -> Option<usize> {
@@ -39,8 +51,16 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i < rank - a.len() { 1 } else { a[i - (rank - a.len())] };
-        let db = if i < rank - b.len() { 1 } else { b[i - (rank - b.len())] };
+        let da = if i < rank - a.len() {
+            1
+        } else {
+            a[i - (rank - a.len())]
+        };
+        let db = if i < rank - b.len() {
+            1
+        } else {
+            b[i - (rank - b.len())]
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -53,7 +73,9 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 
 /// Broadcast of several shapes; `None` if any pair is incompatible.
 pub fn broadcast_all<'a>(shapes: impl IntoIterator<Item = &'a [usize]>) -> Option<Vec<usize>> {
-    shapes.into_iter().try_fold(Vec::new(), |acc, s| broadcast_shapes(&acc, s))
+    shapes
+        .into_iter()
+        .try_fold(Vec::new(), |acc, s| broadcast_shapes(&acc, s))
 }
 
 /// Normalizes a possibly negative axis for a tensor of `rank` (`None` if out of range).
@@ -88,7 +110,10 @@ mod tests {
         assert_eq!(broadcast_shapes(&[2, 1, 4], &[3, 1]), Some(vec![2, 3, 4]));
         assert_eq!(broadcast_shapes(&[], &[5]), Some(vec![5]));
         assert_eq!(broadcast_shapes(&[2, 3], &[4]), None);
-        assert_eq!(broadcast_all([&[1usize, 3][..], &[2, 1], &[3]]), Some(vec![2, 3]));
+        assert_eq!(
+            broadcast_all([&[1usize, 3][..], &[2, 1], &[3]]),
+            Some(vec![2, 3])
+        );
     }
 
     #[test]

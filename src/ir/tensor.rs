@@ -272,7 +272,15 @@ mod tests {
 
     #[test]
     fn onnx_codes_round_trip() {
-        for d in [DType::F32, DType::F64, DType::I64, DType::I32, DType::I8, DType::U8, DType::Bool] {
+        for d in [
+            DType::F32,
+            DType::F64,
+            DType::I64,
+            DType::I32,
+            DType::I8,
+            DType::U8,
+            DType::Bool,
+        ] {
             assert_eq!(DType::from_onnx(d.onnx_code()), Some(d));
         }
         assert_eq!(DType::from_onnx(10), None);

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::proto::{AttributeProto, TensorProto, attribute_proto::AttributeType, tensor_proto::DataLocation};
+use super::proto::{
+    AttributeProto, TensorProto, attribute_proto::AttributeType, tensor_proto::DataLocation,
+};
 use crate::ir::tensor::onnx_type_name;
 use crate::ir::{Attr, DType, Tensor, checked_numel};
 
@@ -24,7 +26,11 @@ pub enum TensorError {
 }
 
 /// Decodes a `TensorProto`. `dir` is the model's folder, for external data.
-pub fn tensor_from_proto(t: &TensorProto, dir: Option<&Path>, max_elements: usize) -> Result<Tensor, TensorError> {
+pub fn tensor_from_proto(
+    t: &TensorProto,
+    dir: Option<&Path>,
+    max_elements: usize,
+) -> Result<Tensor, TensorError> {
     let code = t.data_type.unwrap_or(0);
     let dtype = DType::from_onnx(code).ok_or(TensorError::DType(onnx_type_name(code)))?;
     let mut shape = Vec::with_capacity(t.dims.len());
@@ -37,7 +43,9 @@ pub fn tensor_from_proto(t: &TensorProto, dir: Option<&Path>, max_elements: usiz
     let n = match checked_numel(&shape) {
         Some(n) if n <= max_elements => n,
         n => {
-            let s = n.map(|n| n.to_string()).unwrap_or_else(|| "more than 2^64".into());
+            let s = n
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "more than 2^64".into());
             return Err(TensorError::TooLarge(s, max_elements));
         }
     };
@@ -46,28 +54,38 @@ pub fn tensor_from_proto(t: &TensorProto, dir: Option<&Path>, max_elements: usiz
         external = read_external(t, dir, n * dtype.size())?;
         Some(&external)
     } else {
-        t.raw_data.as_deref().filter(|r| !r.is_empty() || n == 0 && t.has_no_typed_data())
+        t.raw_data
+            .as_deref()
+            .filter(|r| !r.is_empty() || n == 0 && t.has_no_typed_data())
     };
     if let Some(raw) = raw {
         let need = n * dtype.size();
         if raw.len() != need {
-            return Err(TensorError::Length { got: raw.len(), need });
+            return Err(TensorError::Length {
+                got: raw.len(),
+                need,
+            });
         }
         return Ok(from_le_bytes(dtype, &shape, raw));
     }
     let sh = IxDyn(&shape);
-    let t = match dtype {
-        DType::F32 => check(t.float_data.len(), n, 4).map(|_| Tensor::F32(arr(sh, t.float_data.clone())))?,
-        DType::F64 => check(t.double_data.len(), n, 8).map(|_| Tensor::F64(arr(sh, t.double_data.clone())))?,
-        DType::I64 => check(t.int64_data.len(), n, 8).map(|_| Tensor::I64(arr(sh, t.int64_data.clone())))?,
-        DType::I32 => check(t.int32_data.len(), n, 4).map(|_| Tensor::I32(arr(sh, t.int32_data.clone())))?,
-        DType::I8 => check(t.int32_data.len(), n, 4)
-            .map(|_| Tensor::I8(arr(sh, t.int32_data.iter().map(|&v| v as i8).collect())))?,
-        DType::U8 => check(t.int32_data.len(), n, 4)
-            .map(|_| Tensor::U8(arr(sh, t.int32_data.iter().map(|&v| v as u8).collect())))?,
-        DType::Bool => check(t.int32_data.len(), n, 4)
-            .map(|_| Tensor::Bool(arr(sh, t.int32_data.iter().map(|&v| v != 0).collect())))?,
-    };
+    let t =
+        match dtype {
+            DType::F32 => check(t.float_data.len(), n, 4)
+                .map(|_| Tensor::F32(arr(sh, t.float_data.clone())))?,
+            DType::F64 => check(t.double_data.len(), n, 8)
+                .map(|_| Tensor::F64(arr(sh, t.double_data.clone())))?,
+            DType::I64 => check(t.int64_data.len(), n, 8)
+                .map(|_| Tensor::I64(arr(sh, t.int64_data.clone())))?,
+            DType::I32 => check(t.int32_data.len(), n, 4)
+                .map(|_| Tensor::I32(arr(sh, t.int32_data.clone())))?,
+            DType::I8 => check(t.int32_data.len(), n, 4)
+                .map(|_| Tensor::I8(arr(sh, t.int32_data.iter().map(|&v| v as i8).collect())))?,
+            DType::U8 => check(t.int32_data.len(), n, 4)
+                .map(|_| Tensor::U8(arr(sh, t.int32_data.iter().map(|&v| v as u8).collect())))?,
+            DType::Bool => check(t.int32_data.len(), n, 4)
+                .map(|_| Tensor::Bool(arr(sh, t.int32_data.iter().map(|&v| v != 0).collect())))?,
+        };
     Ok(t)
 }
 
@@ -86,7 +104,14 @@ impl NoTyped for TensorProto {
 }
 
 fn check(got: usize, need: usize, per: usize) -> Result<(), TensorError> {
-    if got == need { Ok(()) } else { Err(TensorError::Length { got: got * per, need: need * per }) }
+    if got == need {
+        Ok(())
+    } else {
+        Err(TensorError::Length {
+            got: got * per,
+            need: need * per,
+        })
+    }
 }
 
 fn arr<T>(shape: IxDyn, data: Vec<T>) -> ArrayD<T> {
@@ -97,7 +122,12 @@ fn from_le_bytes(dtype: DType, shape: &[usize], raw: &[u8]) -> Tensor {
     let sh = IxDyn(shape);
     macro_rules! decode {
         ($t:ty, $n:expr) => {
-            arr(sh, raw.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size"))).collect())
+            arr(
+                sh,
+                raw.chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
+                    .collect(),
+            )
         };
     }
     match dtype {
@@ -112,10 +142,21 @@ fn from_le_bytes(dtype: DType, shape: &[usize], raw: &[u8]) -> Tensor {
 }
 
 fn read_external(t: &TensorProto, dir: Option<&Path>, need: usize) -> Result<Vec<u8>, TensorError> {
-    let get = |k: &str| t.external_data.iter().find(|e| e.key.as_deref() == Some(k)).and_then(|e| e.value.clone());
-    let location = get("location").ok_or_else(|| TensorError::External("no `location` entry".into()))?;
+    let get = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key.as_deref() == Some(k))
+            .and_then(|e| e.value.clone())
+    };
+    let location =
+        get("location").ok_or_else(|| TensorError::External("no `location` entry".into()))?;
     let parse = |k: &str| -> Result<Option<u64>, TensorError> {
-        get(k).map(|v| v.parse::<u64>().map_err(|_| TensorError::External(format!("bad `{k}` value `{v}`")))).transpose()
+        get(k)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| TensorError::External(format!("bad `{k}` value `{v}`")))
+            })
+            .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?.map(|l| l as usize).unwrap_or(need);
@@ -124,7 +165,8 @@ fn read_external(t: &TensorProto, dir: Option<&Path>, need: usize) -> Result<Vec
     }
     let path = dir.unwrap_or(Path::new(".")).join(&location);
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&path).map_err(|e| TensorError::External(format!("{}: {e}", path.display())))?;
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| TensorError::External(format!("{}: {e}", path.display())))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     if offset.saturating_add(need as u64) > size {
         return Err(TensorError::External(format!(
@@ -142,23 +184,34 @@ fn read_external(t: &TensorProto, dir: Option<&Path>, need: usize) -> Result<Vec
 }
 
 /// Converts an attribute. Tensors inside attributes use `dir` for external data.
-pub fn attr_from_proto(a: &AttributeProto, dir: Option<&Path>, max_elements: usize) -> Result<Attr, TensorError> {
+pub fn attr_from_proto(
+    a: &AttributeProto,
+    dir: Option<&Path>,
+    max_elements: usize,
+) -> Result<Attr, TensorError> {
     let ty = a.r#type.and_then(|t| AttributeType::try_from(t).ok());
     Ok(match ty {
         Some(AttributeType::Float) => Attr::Float(a.f.unwrap_or(0.0)),
         Some(AttributeType::Int) => Attr::Int(a.i.unwrap_or(0)),
-        Some(AttributeType::String) => Attr::String(String::from_utf8_lossy(a.s.as_deref().unwrap_or(&[])).into_owned()),
+        Some(AttributeType::String) => {
+            Attr::String(String::from_utf8_lossy(a.s.as_deref().unwrap_or(&[])).into_owned())
+        }
         Some(AttributeType::Tensor) => match &a.t {
             Some(t) => Attr::Tensor(tensor_from_proto(t, dir, max_elements)?),
             None => Attr::Unsupported("an empty tensor attribute"),
         },
         Some(AttributeType::Floats) => Attr::Floats(a.floats.clone()),
         Some(AttributeType::Ints) => Attr::Ints(a.ints.clone()),
-        Some(AttributeType::Strings) => {
-            Attr::Strings(a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
-        }
+        Some(AttributeType::Strings) => Attr::Strings(
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
         Some(AttributeType::Graph | AttributeType::Graphs) => Attr::Unsupported("a sub-graph"),
-        Some(AttributeType::SparseTensor | AttributeType::SparseTensors) => Attr::Unsupported("a sparse tensor"),
+        Some(AttributeType::SparseTensor | AttributeType::SparseTensors) => {
+            Attr::Unsupported("a sparse tensor")
+        }
         Some(AttributeType::TypeProto | AttributeType::TypeProtos) => Attr::Unsupported("a type"),
         Some(AttributeType::Tensors) => Attr::Unsupported("a list of tensors"),
         // IR < 2 had no `type`: infer it from the populated field.
@@ -180,7 +233,12 @@ fn infer_untyped(a: &AttributeProto, dir: Option<&Path>, max: usize) -> Result<A
     } else if !a.ints.is_empty() {
         Attr::Ints(a.ints.clone())
     } else if !a.strings.is_empty() {
-        Attr::Strings(a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+        Attr::Strings(
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        )
     } else {
         Attr::Ints(Vec::new())
     })

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use prost::Message;
 
 use super::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_shape_proto::Dimension,
-    tensor_shape_proto::dimension::Value as DimValue, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
+    tensor_shape_proto::Dimension, tensor_shape_proto::dimension::Value as DimValue, type_proto,
 };
 use crate::ir::{Attr, DType, Dim, Graph, Tensor, ValueId};
 
@@ -21,9 +21,15 @@ pub fn model_bytes(graph: &Graph, metadata: &[(String, String)]) -> Vec<u8> {
 
 /// Converts `graph` to a `ModelProto`.
 pub fn to_model(graph: &Graph, metadata: &[(String, String)]) -> ModelProto {
-    let mut opsets = vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(graph.opset) }];
+    let mut opsets = vec![OperatorSetIdProto {
+        domain: Some(String::new()),
+        version: Some(graph.opset),
+    }];
     for (d, v) in &graph.other_opsets {
-        opsets.push(OperatorSetIdProto { domain: Some(d.clone()), version: Some(*v) });
+        opsets.push(OperatorSetIdProto {
+            domain: Some(d.clone()),
+            version: Some(*v),
+        });
     }
     let used: HashSet<ValueId> = graph
         .nodes
@@ -31,9 +37,16 @@ pub fn to_model(graph: &Graph, metadata: &[(String, String)]) -> ModelProto {
         .flat_map(|n| n.inputs.iter().flatten().copied())
         .chain(graph.outputs.iter().copied())
         .collect();
-    let mut consts: Vec<(&ValueId, _)> = graph.constants.iter().filter(|(id, _)| used.contains(id)).collect();
+    let mut consts: Vec<(&ValueId, _)> = graph
+        .constants
+        .iter()
+        .filter(|(id, _)| used.contains(id))
+        .collect();
     consts.sort_by_key(|(id, _)| **id);
-    let initializer = consts.iter().map(|(id, t)| tensor_proto(graph.value_name(**id), t)).collect();
+    let initializer = consts
+        .iter()
+        .map(|(id, t)| tensor_proto(graph.value_name(**id), t))
+        .collect();
     let vi = |id: &ValueId| value_info(graph, *id);
     let g = GraphProto {
         node: graph.nodes.iter().map(|n| node_proto(graph, n)).collect(),
@@ -43,7 +56,12 @@ pub fn to_model(graph: &Graph, metadata: &[(String, String)]) -> ModelProto {
         output: graph.outputs.iter().map(vi).collect(),
         ..Default::default()
     };
-    let mut props: Vec<(String, String)> = graph.metadata.iter().filter(|(k, _)| !metadata.iter().any(|(m, _)| m == k)).cloned().collect();
+    let mut props: Vec<(String, String)> = graph
+        .metadata
+        .iter()
+        .filter(|(k, _)| !metadata.iter().any(|(m, _)| m == k))
+        .cloned()
+        .collect();
     props.extend_from_slice(metadata);
     ModelProto {
         ir_version: Some(IR_VERSION),
@@ -53,7 +71,10 @@ pub fn to_model(graph: &Graph, metadata: &[(String, String)]) -> ModelProto {
         graph: Some(g),
         metadata_props: props
             .into_iter()
-            .map(|(k, v)| StringStringEntryProto { key: Some(k), value: Some(v) })
+            .map(|(k, v)| StringStringEntryProto {
+                key: Some(k),
+                value: Some(v),
+            })
             .collect(),
         ..Default::default()
     }
@@ -88,20 +109,30 @@ fn value_info(graph: &Graph, id: ValueId) -> ValueInfoProto {
 }
 
 fn node_proto(graph: &Graph, n: &crate::ir::Node) -> NodeProto {
-    let name = |v: &Option<ValueId>| v.map(|v| graph.value_name(v).to_string()).unwrap_or_default();
+    let name = |v: &Option<ValueId>| {
+        v.map(|v| graph.value_name(v).to_string())
+            .unwrap_or_default()
+    };
     NodeProto {
         input: n.inputs.iter().map(name).collect(),
         output: n.outputs.iter().map(name).collect(),
         name: Some(n.name.clone()),
         op_type: Some(n.op_type.clone()),
         domain: Some(n.domain.clone()),
-        attribute: n.attrs.iter().filter_map(|(k, a)| attr_proto(k, a)).collect(),
+        attribute: n
+            .attrs
+            .iter()
+            .filter_map(|(k, a)| attr_proto(k, a))
+            .collect(),
         ..Default::default()
     }
 }
 
 fn attr_proto(name: &str, a: &Attr) -> Option<AttributeProto> {
-    let mut p = AttributeProto { name: Some(name.to_string()), ..Default::default() };
+    let mut p = AttributeProto {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
     let ty = match a {
         Attr::Float(f) => {
             p.f = Some(*f);
@@ -141,10 +172,18 @@ fn attr_proto(name: &str, a: &Attr) -> Option<AttributeProto> {
 pub fn tensor_proto(name: &str, t: &Tensor) -> TensorProto {
     let mut raw = Vec::with_capacity(t.nbytes());
     match t {
-        Tensor::F32(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
-        Tensor::F64(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
-        Tensor::I64(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
-        Tensor::I32(a) => a.iter().for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::F32(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::F64(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I64(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I32(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
         Tensor::I8(a) => raw.extend(a.iter().map(|v| *v as u8)),
         Tensor::U8(a) => raw.extend(a.iter()),
         Tensor::Bool(a) => raw.extend(a.iter().map(|v| *v as u8)),
@@ -167,7 +206,10 @@ mod tests {
 
     #[test]
     fn export_then_load_round_trips() {
-        let mut g = Graph { opset: 13, ..Default::default() };
+        let mut g = Graph {
+            opset: 13,
+            ..Default::default()
+        };
         let x = g.add_value("x", Some(DType::F32));
         g.values[x.0].shape = Some(vec![Dim::Dynamic("N".into()), Dim::Fixed(4)]);
         g.inputs.push(x);
@@ -179,7 +221,9 @@ mod tests {
             domain: String::new(),
             inputs: vec![Some(x), Some(w)],
             outputs: vec![Some(y)],
-            attrs: [("note".to_string(), Attr::Ints(vec![1, 2]))].into_iter().collect(),
+            attrs: [("note".to_string(), Attr::Ints(vec![1, 2]))]
+                .into_iter()
+                .collect(),
         });
         g.outputs.push(y);
         let bytes = model_bytes(&g, &[("qtune_version".into(), "test".into())]);
@@ -189,7 +233,13 @@ mod tests {
         assert_eq!(back.nodes[0].attrs["note"], Attr::Ints(vec![1, 2]));
         let wid = back.find_value("w").unwrap();
         assert_eq!(back.constants[&wid].to_f64_vec(), vec![1.0, -2.0, 3.5, 0.0]);
-        assert_eq!(back.value(back.inputs[0]).shape, Some(vec![Dim::Dynamic("N".into()), Dim::Fixed(4)]));
-        assert!(back.metadata.contains(&("qtune_version".into(), "test".into())));
+        assert_eq!(
+            back.value(back.inputs[0]).shape,
+            Some(vec![Dim::Dynamic("N".into()), Dim::Fixed(4)])
+        );
+        assert!(
+            back.metadata
+                .contains(&("qtune_version".into(), "test".into()))
+        );
     }
 }

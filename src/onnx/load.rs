@@ -8,7 +8,10 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use super::attrs::{TensorError, attr_from_proto, tensor_from_proto};
-use super::proto::{ModelProto, NodeProto, TypeProto, ValueInfoProto, tensor_shape_proto::dimension::Value as DimValue};
+use super::proto::{
+    ModelProto, NodeProto, TypeProto, ValueInfoProto,
+    tensor_shape_proto::dimension::Value as DimValue,
+};
 use crate::ir::tensor::onnx_type_name;
 use crate::ir::{Attr, DType, Dim, Graph, MAX_ELEMENTS, Node, Tensor, Value, ValueId};
 
@@ -16,13 +19,20 @@ use crate::ir::{Attr, DType, Dim, Graph, MAX_ELEMENTS, Node, Tensor, Value, Valu
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not an ONNX model (protobuf decoding failed: {reason})")]
     NotOnnx { path: PathBuf, reason: String },
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
     #[error("{path}: tensor `{name}`: {source}")]
-    Tensor { path: PathBuf, name: String, source: TensorError },
+    Tensor {
+        path: PathBuf,
+        name: String,
+        source: TensorError,
+    },
 }
 
 /// A loaded model: its graph, where it came from, and the SHA-256 of the file.
@@ -39,10 +49,17 @@ pub const MIN_OPSET: i64 = 1;
 
 /// Reads and converts an ONNX model file.
 pub fn load_model(path: &Path) -> Result<Model, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let graph = graph_from_bytes(&bytes, path)?;
-    Ok(Model { graph, path: path.to_path_buf(), sha256 })
+    Ok(Model {
+        graph,
+        path: path.to_path_buf(),
+        sha256,
+    })
 }
 
 fn hex(b: &[u8]) -> String {
@@ -51,10 +68,17 @@ fn hex(b: &[u8]) -> String {
 
 /// Converts serialized ONNX bytes; `path` is used for messages and external data.
 pub fn graph_from_bytes(bytes: &[u8], path: &Path) -> Result<Graph, LoadError> {
-    let invalid = |msg: String| LoadError::Invalid { path: path.to_path_buf(), msg };
-    let model = ModelProto::decode(bytes)
-        .map_err(|e| LoadError::NotOnnx { path: path.to_path_buf(), reason: e.to_string() })?;
-    let gp = model.graph.as_ref().ok_or_else(|| invalid("the file holds no graph (truncated, or not an ONNX model)".into()))?;
+    let invalid = |msg: String| LoadError::Invalid {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let model = ModelProto::decode(bytes).map_err(|e| LoadError::NotOnnx {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let gp = model.graph.as_ref().ok_or_else(|| {
+        invalid("the file holds no graph (truncated, or not an ONNX model)".into())
+    })?;
     let mut opset = None;
     let mut other_opsets = Vec::new();
     for o in &model.opset_import {
@@ -65,9 +89,15 @@ pub fn graph_from_bytes(bytes: &[u8], path: &Path) -> Result<Graph, LoadError> {
             other_opsets.push((d, o.version.unwrap_or(0)));
         }
     }
-    let opset = opset.ok_or_else(|| invalid("no opset for the default ONNX domain (truncated, or not an ONNX model)".into()))?;
+    let opset = opset.ok_or_else(|| {
+        invalid("no opset for the default ONNX domain (truncated, or not an ONNX model)".into())
+    })?;
     let dir = path.parent();
-    let mut b = Builder { g: Graph::default(), by_name: HashMap::new(), path };
+    let mut b = Builder {
+        g: Graph::default(),
+        by_name: HashMap::new(),
+        path,
+    };
     b.g.opset = opset;
     b.g.other_opsets = other_opsets;
     b.g.ir_version = model.ir_version.unwrap_or(0);
@@ -75,13 +105,21 @@ pub fn graph_from_bytes(bytes: &[u8], path: &Path) -> Result<Graph, LoadError> {
     b.g.metadata = model
         .metadata_props
         .iter()
-        .map(|p| (p.key.clone().unwrap_or_default(), p.value.clone().unwrap_or_default()))
+        .map(|p| {
+            (
+                p.key.clone().unwrap_or_default(),
+                p.value.clone().unwrap_or_default(),
+            )
+        })
         .collect();
 
     for init in &gp.initializer {
         let name = init.name.clone().unwrap_or_default();
-        let t = tensor_from_proto(init, dir, MAX_ELEMENTS)
-            .map_err(|source| LoadError::Tensor { path: path.to_path_buf(), name: name.clone(), source })?;
+        let t = tensor_from_proto(init, dir, MAX_ELEMENTS).map_err(|source| LoadError::Tensor {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            source,
+        })?;
         let id = b.g.add_constant(name.clone(), t);
         b.by_name.insert(name, id);
     }
@@ -103,10 +141,11 @@ pub fn graph_from_bytes(bytes: &[u8], path: &Path) -> Result<Graph, LoadError> {
     }
     for vi in &gp.output {
         let name = vi.name.clone().unwrap_or_default();
-        let id = *b
-            .by_name
-            .get(&name)
-            .ok_or_else(|| invalid(format!("graph output `{name}` is not computed by any node (truncated model?)")))?;
+        let id = *b.by_name.get(&name).ok_or_else(|| {
+            invalid(format!(
+                "graph output `{name}` is not computed by any node (truncated model?)"
+            ))
+        })?;
         if let Ok((dt, shape)) = b.value_type(vi) {
             let v = &mut b.g.values[id.0];
             v.dtype = v.dtype.or(Some(dt));
@@ -130,18 +169,29 @@ struct Builder<'p> {
 
 impl Builder<'_> {
     fn invalid(&self, msg: String) -> LoadError {
-        LoadError::Invalid { path: self.path.to_path_buf(), msg }
+        LoadError::Invalid {
+            path: self.path.to_path_buf(),
+            msg,
+        }
     }
 
     fn value_type(&self, vi: &ValueInfoProto) -> Result<(DType, Option<Vec<Dim>>), LoadError> {
         let name = vi.name.clone().unwrap_or_default();
-        let tt = match vi.r#type.as_ref().and_then(|t: &TypeProto| t.value.as_ref()) {
+        let tt = match vi
+            .r#type
+            .as_ref()
+            .and_then(|t: &TypeProto| t.value.as_ref())
+        {
             Some(super::proto::type_proto::Value::TensorType(tt)) => tt,
             _ => return Err(self.invalid(format!("value `{name}` is not a tensor"))),
         };
         let code = tt.elem_type.unwrap_or(0);
-        let dtype = DType::from_onnx(code)
-            .ok_or_else(|| self.invalid(format!("value `{name}` has element type {}, which qtune does not support", onnx_type_name(code))))?;
+        let dtype = DType::from_onnx(code).ok_or_else(|| {
+            self.invalid(format!(
+                "value `{name}` has element type {}, which qtune does not support",
+                onnx_type_name(code)
+            ))
+        })?;
         let shape = tt.shape.as_ref().map(|s| {
             s.dim
                 .iter()
@@ -156,10 +206,20 @@ impl Builder<'_> {
         Ok((dtype, shape))
     }
 
-    fn add_node(&mut self, np: &NodeProto, index: usize, dir: Option<&Path>, taken: &mut HashSet<String>) -> Result<(), LoadError> {
+    fn add_node(
+        &mut self,
+        np: &NodeProto,
+        index: usize,
+        dir: Option<&Path>,
+        taken: &mut HashSet<String>,
+    ) -> Result<(), LoadError> {
         let op_type = np.op_type.clone().unwrap_or_default();
         let domain = np.domain.clone().unwrap_or_default();
-        let mut name = np.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{op_type}_{index}"));
+        let mut name = np
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("{op_type}_{index}"));
         if taken.contains(&name) {
             name = format!("{name}_{index}");
         }
@@ -176,7 +236,8 @@ impl Builder<'_> {
         }
         if op_type == "Constant" && (domain.is_empty() || domain == "ai.onnx") {
             let out = np.output.first().cloned().unwrap_or_default();
-            let t = constant_value(&attrs).map_err(|m| self.invalid(format!("Constant node `{name}`: {m}")))?;
+            let t = constant_value(&attrs)
+                .map_err(|m| self.invalid(format!("Constant node `{name}`: {m}")))?;
             let id = self.g.add_constant(out.clone(), t);
             self.by_name.insert(out, id);
             return Ok(());
@@ -205,7 +266,14 @@ impl Builder<'_> {
             self.by_name.insert(o.clone(), id);
             outputs.push(Some(id));
         }
-        self.g.nodes.push(Node { name, op_type, domain, inputs, outputs, attrs });
+        self.g.nodes.push(Node {
+            name,
+            op_type,
+            domain,
+            inputs,
+            outputs,
+            attrs,
+        });
         Ok(())
     }
 }
@@ -219,7 +287,11 @@ fn constant_value(attrs: &BTreeMap<String, Attr>) -> Result<Tensor, String> {
         ("value_floats", Attr::Floats(f)) => Tensor::from_f32(&[f.len()], f.clone()),
         ("value_int", Attr::Int(i)) => Tensor::scalar_i64(*i),
         ("value_ints", Attr::Ints(i)) => Tensor::from_i64(&[i.len()], i.clone()),
-        (k, _) => return Err(format!("attribute `{k}` is not supported (strings and sparse tensors are not)")),
+        (k, _) => {
+            return Err(format!(
+                "attribute `{k}` is not supported (strings and sparse tensors are not)"
+            ));
+        }
     })
 }
 

@@ -27,7 +27,11 @@ pub fn upgrade_to_13(graph: &mut Graph) -> Result<(), UpgradeError> {
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
             continue;
         }
-        let err = |reason: &str| UpgradeError { node: n.name.clone(), op_type: n.op_type.clone(), reason: reason.into() };
+        let err = |reason: &str| UpgradeError {
+            node: n.name.clone(),
+            op_type: n.op_type.clone(),
+            reason: reason.into(),
+        };
         match n.op_type.as_str() {
             // Before 13 the input is coerced to 2-D at `axis`: the same as 13 only when
             // `axis` is the last dimension.
@@ -36,13 +40,18 @@ pub fn upgrade_to_13(graph: &mut Graph) -> Result<(), UpgradeError> {
                     Some(Attr::Int(a)) => *a,
                     _ => 1,
                 };
-                let rank = n.input(0).and_then(|x| graph.value(x).shape.as_ref()).map(Vec::len);
+                let rank = n
+                    .input(0)
+                    .and_then(|x| graph.value(x).shape.as_ref())
+                    .map(Vec::len);
                 let last = match rank {
                     Some(r) => axis == -1 || axis == r as i64 - 1,
                     None => axis == -1,
                 };
                 if !last {
-                    return Err(err("its axis is not the last dimension (opset < 13 semantics)"));
+                    return Err(err(
+                        "its axis is not the last dimension (opset < 13 semantics)",
+                    ));
                 }
                 graph.nodes[i].attrs.insert("axis".into(), Attr::Int(-1));
             }
@@ -59,8 +68,18 @@ pub fn upgrade_to_13(graph: &mut Graph) -> Result<(), UpgradeError> {
                 };
                 let (min, max) = (get("min"), get("max"));
                 let name = graph.nodes[i].name.clone();
-                let min_v = min.map(|v| graph.add_constant(graph.fresh_name(&format!("{name}_min")), Tensor::scalar_f32(v)));
-                let max_v = max.map(|v| graph.add_constant(graph.fresh_name(&format!("{name}_max")), Tensor::scalar_f32(v)));
+                let min_v = min.map(|v| {
+                    graph.add_constant(
+                        graph.fresh_name(&format!("{name}_min")),
+                        Tensor::scalar_f32(v),
+                    )
+                });
+                let max_v = max.map(|v| {
+                    graph.add_constant(
+                        graph.fresh_name(&format!("{name}_max")),
+                        Tensor::scalar_f32(v),
+                    )
+                });
                 let node = &mut graph.nodes[i];
                 node.attrs.remove("min");
                 node.attrs.remove("max");
@@ -79,8 +98,14 @@ pub fn upgrade_to_13(graph: &mut Graph) -> Result<(), UpgradeError> {
                     _ => 0.0,
                 };
                 let name = node.name.clone();
-                let p = graph.add_constant(graph.fresh_name(&format!("{name}_pads")), Tensor::from_i64(&[pads.len()], pads));
-                let v = graph.add_constant(graph.fresh_name(&format!("{name}_value")), Tensor::scalar_f32(value));
+                let p = graph.add_constant(
+                    graph.fresh_name(&format!("{name}_pads")),
+                    Tensor::from_i64(&[pads.len()], pads),
+                );
+                let v = graph.add_constant(
+                    graph.fresh_name(&format!("{name}_value")),
+                    Tensor::scalar_f32(value),
+                );
                 let node = &mut graph.nodes[i];
                 node.attrs.remove("pads");
                 node.attrs.remove("value");
@@ -89,7 +114,9 @@ pub fn upgrade_to_13(graph: &mut Graph) -> Result<(), UpgradeError> {
                 node.inputs.push(Some(v));
             }
             "Slice" if from < 10 => return Err(err("Slice before opset 10 is not converted")),
-            "Resize" | "Upsample" if from < 11 => return Err(err("Resize/Upsample before opset 11 is not converted")),
+            "Resize" | "Upsample" if from < 11 => {
+                return Err(err("Resize/Upsample before opset 11 is not converted"));
+            }
             _ => {}
         }
     }
@@ -99,9 +126,14 @@ pub fn upgrade_to_13(graph: &mut Graph) -> Result<(), UpgradeError> {
 
 /// Moves an ints attribute into a constant int64 input at position `pos`.
 fn attr_to_input(graph: &mut Graph, i: usize, attr: &str, pos: usize) {
-    let Some(Attr::Ints(v)) = graph.nodes[i].attrs.remove(attr) else { return };
+    let Some(Attr::Ints(v)) = graph.nodes[i].attrs.remove(attr) else {
+        return;
+    };
     let name = graph.nodes[i].name.clone();
-    let c = graph.add_constant(graph.fresh_name(&format!("{name}_{attr}")), Tensor::from_i64(&[v.len()], v));
+    let c = graph.add_constant(
+        graph.fresh_name(&format!("{name}_{attr}")),
+        Tensor::from_i64(&[v.len()], v),
+    );
     let node = &mut graph.nodes[i];
     while node.inputs.len() < pos {
         node.inputs.push(None);

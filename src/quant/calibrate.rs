@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use crate::calib::{CalibError, Collector, DISPLAY_BINS, DisplayHistogram, SearchParams, WeightType, calibrate_tensor, weight_quant};
+use crate::calib::{
+    CalibError, Collector, DISPLAY_BINS, DisplayHistogram, SearchParams, WeightType,
+    calibrate_tensor, weight_quant,
+};
 use crate::data::dataset::Dataset;
 use crate::engine::Plan;
 use crate::ir::{Graph, Tensor, ValueId};
@@ -40,9 +43,14 @@ pub fn collect(
     cancel: &AtomicBool,
 ) -> Result<Stats, QuantError> {
     let count = count.min(data.len());
-    let is_target: HashMap<ValueId, usize> = targets.iter().enumerate().map(|(i, v)| (*v, i)).collect();
-    let input_targets: Vec<(usize, usize)> =
-        plan.inputs().iter().enumerate().filter_map(|(k, s)| is_target.get(&s.id).map(|&t| (k, t))).collect();
+    let is_target: HashMap<ValueId, usize> =
+        targets.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+    let input_targets: Vec<(usize, usize)> = plan
+        .inputs()
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| is_target.get(&s.id).map(|&t| (k, t)))
+        .collect();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let workers = rayon::current_num_threads().min(count.max(1));
@@ -56,7 +64,9 @@ pub fn collect(
                 if i >= count || cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let inputs = data.load(i).map_err(|e| QuantError::Invalid(e.to_string()))?;
+                let inputs = data
+                    .load(i)
+                    .map_err(|e| QuantError::Invalid(e.to_string()))?;
                 for &(k, t) in &input_targets {
                     update(&mut cols[t], &inputs[k]);
                 }
@@ -65,7 +75,9 @@ pub fn collect(
                         update(&mut cols[idx], t);
                     }
                 })
-                .map_err(|e| QuantError::Invalid(format!("calibration sample {}: {e}", data.sample_name(i))))?;
+                .map_err(|e| {
+                    QuantError::Invalid(format!("calibration sample {}: {e}", data.sample_name(i)))
+                })?;
                 n += 1;
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1);
             }
@@ -81,8 +93,15 @@ pub fn collect(
         }
         samples += n;
     }
-    let collectors = targets.iter().zip(merged).map(|(v, c)| (graph.value_name(*v).to_string(), c)).collect();
-    Ok(Stats { collectors, samples })
+    let collectors = targets
+        .iter()
+        .zip(merged)
+        .map(|(v, c)| (graph.value_name(*v).to_string(), c))
+        .collect();
+    Ok(Stats {
+        collectors,
+        samples,
+    })
 }
 
 fn update(c: &mut Collector, t: &Tensor) {
@@ -103,8 +122,11 @@ pub fn build_plan(
     search: &SearchParams,
     weight_type: WeightType,
 ) -> Result<QuantPlan, QuantError> {
-    let results: Vec<(String, Result<_, CalibError>)> =
-        stats.collectors.par_iter().map(|(name, c)| (name.clone(), calibrate_tensor(c, search))).collect();
+    let results: Vec<(String, Result<_, CalibError>)> = stats
+        .collectors
+        .par_iter()
+        .map(|(name, c)| (name.clone(), calibrate_tensor(c, search)))
+        .collect();
     let mut activations = BTreeMap::new();
     let mut uncalibrated = BTreeMap::new();
     for (name, r) in results {
@@ -112,8 +134,14 @@ pub fn build_plan(
             Ok(p) => {
                 activations.insert(name, p);
             }
-            Err(CalibError::InvalidParam { key, value, allowed }) => {
-                return Err(QuantError::Invalid(format!("invalid `{key}` = {value}: allowed {allowed}")));
+            Err(CalibError::InvalidParam {
+                key,
+                value,
+                allowed,
+            }) => {
+                return Err(QuantError::Invalid(format!(
+                    "invalid `{key}` = {value}: allowed {allowed}"
+                )));
             }
             Err(e) => {
                 uncalibrated.insert(name, e.to_string());
@@ -124,13 +152,24 @@ pub fn build_plan(
     for l in layers {
         let Some(w) = l.weight else { continue };
         let t = &graph.constants[&w];
-        let a = t.as_f32().ok_or_else(|| QuantError::Weight { name: l.info.name.clone(), msg: "weight is not float32".into() })?;
+        let a = t.as_f32().ok_or_else(|| QuantError::Weight {
+            name: l.info.name.clone(),
+            msg: "weight is not float32".into(),
+        })?;
         let data: Vec<f32> = a.iter().copied().collect();
-        let wq = weight_quant(&data, a.shape(), l.info.layout, weight_type)
-            .map_err(|e| QuantError::Weight { name: graph.value_name(w).to_string(), msg: e.to_string() })?;
+        let wq = weight_quant(&data, a.shape(), l.info.layout, weight_type).map_err(|e| {
+            QuantError::Weight {
+                name: graph.value_name(w).to_string(),
+                msg: e.to_string(),
+            }
+        })?;
         weights.insert(l.info.name.clone(), wq);
     }
-    let histograms = stats.collectors.iter().map(|(n, c)| (n.clone(), DisplayHistogram::from_collector(c, DISPLAY_BINS))).collect();
+    let histograms = stats
+        .collectors
+        .iter()
+        .map(|(n, c)| (n.clone(), DisplayHistogram::from_collector(c, DISPLAY_BINS)))
+        .collect();
     Ok(QuantPlan {
         algo: search.algo,
         weight_type,

@@ -25,18 +25,31 @@ pub struct QdqModel {
 /// (input shapes stay dynamic), Q/DQ inserted exactly as the simulation does, the opset
 /// raised to 13 for per-channel weights. When the upgrade is impossible the weights fall
 /// back to per-tensor scales (opset 10–12), with a warning.
-pub fn export_qdq(original: &Graph, plan: &QuantPlan, exclude: &HashSet<String>, metadata: &[(String, String)]) -> Result<QdqModel, QuantError> {
+pub fn export_qdq(
+    original: &Graph,
+    plan: &QuantPlan,
+    exclude: &HashSet<String>,
+    metadata: &[(String, String)],
+) -> Result<QdqModel, QuantError> {
     let folded = fold_constants(original).map_err(|e| QuantError::Invalid(e.to_string()))?;
     let (sim, warnings) = simulate(&folded, plan, exclude)?;
     let opset = sim.opset;
-    Ok(QdqModel { bytes: model_bytes(&sim, metadata), opset, warnings })
+    Ok(QdqModel {
+        bytes: model_bytes(&sim, metadata),
+        opset,
+        warnings,
+    })
 }
 
 /// The simulated graph of `graph` (weights constant): Q/DQ inserted by `apply`, the opset
 /// raised to 13 for per-channel `DequantizeLinear`, or, when a node cannot be converted,
 /// the original opset (≥ 10) with per-tensor weights and a warning. The engine evaluates
 /// exactly this graph, and export writes it.
-pub fn simulate(graph: &Graph, plan: &QuantPlan, exclude: &HashSet<String>) -> Result<(Graph, Vec<String>), QuantError> {
+pub fn simulate(
+    graph: &Graph,
+    plan: &QuantPlan,
+    exclude: &HashSet<String>,
+) -> Result<(Graph, Vec<String>), QuantError> {
     let mut sim = apply(graph, plan, exclude)?;
     let mut warnings = Vec::new();
     if let Err(e) = upgrade_to_13(&mut sim) {
@@ -46,7 +59,10 @@ pub fn simulate(graph: &Graph, plan: &QuantPlan, exclude: &HashSet<String>) -> R
                 graph.opset
             )));
         }
-        warnings.push(format!("kept opset {} ({e}); weights are quantized per tensor", graph.opset));
+        warnings.push(format!(
+            "kept opset {} ({e}); weights are quantized per tensor",
+            graph.opset
+        ));
         let per_tensor = per_tensor_plan(graph, plan)?;
         sim = apply(graph, &per_tensor, exclude)?;
     }
@@ -59,10 +75,20 @@ fn per_tensor_plan(graph: &Graph, plan: &QuantPlan) -> Result<QuantPlan, QuantEr
     p.weight_type = WeightType::Scalar;
     for l in find_layers(graph) {
         let Some(w) = l.weight else { continue };
-        let a = graph.constants[&w].as_f32().ok_or_else(|| QuantError::Weight { name: l.info.name.clone(), msg: "not float32".into() })?;
+        let a = graph.constants[&w]
+            .as_f32()
+            .ok_or_else(|| QuantError::Weight {
+                name: l.info.name.clone(),
+                msg: "not float32".into(),
+            })?;
         let data: Vec<f32> = a.iter().copied().collect();
-        let wq = weight_quant(&data, a.shape(), l.info.layout, WeightType::Scalar)
-            .map_err(|e| QuantError::Weight { name: l.info.name.clone(), msg: e.to_string() })?;
+        let wq =
+            weight_quant(&data, a.shape(), l.info.layout, WeightType::Scalar).map_err(|e| {
+                QuantError::Weight {
+                    name: l.info.name.clone(),
+                    msg: e.to_string(),
+                }
+            })?;
         p.weights.insert(l.info.name.clone(), wq);
     }
     Ok(p)
@@ -80,7 +106,11 @@ pub fn trt_cache(plan: &QuantPlan, exclude: &HashSet<String>) -> String {
         for a in &l.activations {
             if let Some(p) = plan.activations.get(a) {
                 let scale = (p.threshold() / 127.0) as f32;
-                let scale = if scale.is_finite() && scale > 0.0 { scale } else { 1.0 };
+                let scale = if scale.is_finite() && scale > 0.0 {
+                    scale
+                } else {
+                    1.0
+                };
                 tensors.insert(a.clone(), scale);
             }
         }

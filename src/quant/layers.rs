@@ -42,7 +42,9 @@ pub fn find_layers(graph: &Graph) -> Vec<LayerRef> {
         if !is_layer(n) {
             continue;
         }
-        let (Some(x), Some(out_v)) = (n.input(0), n.output(0)) else { continue };
+        let (Some(x), Some(out_v)) = (n.input(0), n.output(0)) else {
+            continue;
+        };
         let w = n.input(1);
         let attr_int = |k: &str| match n.attrs.get(k) {
             Some(Attr::Int(v)) => *v,
@@ -50,8 +52,12 @@ pub fn find_layers(graph: &Graph) -> Vec<LayerRef> {
         };
         let layout = match n.op_type.as_str() {
             "Conv" => WeightLayout::Conv,
-            "ConvTranspose" => WeightLayout::ConvTranspose { group: attr_int("group").max(1) as usize },
-            "Gemm" => WeightLayout::Gemm { trans_b: attr_int("transB") != 0 },
+            "ConvTranspose" => WeightLayout::ConvTranspose {
+                group: attr_int("group").max(1) as usize,
+            },
+            "Gemm" => WeightLayout::Gemm {
+                trans_b: attr_int("transB") != 0,
+            },
             _ => WeightLayout::MatMulB,
         };
         let mut activations = vec![x];

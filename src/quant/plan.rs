@@ -35,6 +35,9 @@ impl QuantPlan {
 
     /// Whether every activation of `layer` has parameters (otherwise it runs in float).
     pub fn is_calibrated(&self, layer: &Layer) -> bool {
-        layer.activations.iter().all(|a| self.activations.contains_key(a))
+        layer
+            .activations
+            .iter()
+            .all(|a| self.activations.contains_key(a))
     }
 }

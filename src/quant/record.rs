@@ -41,19 +41,33 @@ impl ParamsRecord {
 
     /// Reads a record.
     pub fn load(path: &Path) -> Result<ParamsRecord, QuantError> {
-        let text = std::fs::read_to_string(path).map_err(|e| QuantError::Invalid(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| QuantError::Invalid(format!("{}: {e}", path.display())))?;
         let r: ParamsRecord = yaml::from_str(&text).map_err(|e| {
             let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
-            QuantError::Invalid(format!("{}{at}: not a qtune parameter record ({})", path.display(), e.message))
+            QuantError::Invalid(format!(
+                "{}{at}: not a qtune parameter record ({})",
+                path.display(),
+                e.message
+            ))
         })?;
         if r.format != RECORD_FORMAT {
-            return Err(QuantError::Invalid(format!("{}: record format {} is not supported (this qtune reads {RECORD_FORMAT})", path.display(), r.format)));
+            return Err(QuantError::Invalid(format!(
+                "{}: record format {} is not supported (this qtune reads {RECORD_FORMAT})",
+                path.display(),
+                r.format
+            )));
         }
         Ok(r)
     }
 
     /// Refuses a record made for another model (different file hash or layer names).
-    pub fn check_model(&self, path: &Path, sha256: &str, layers: &[String]) -> Result<(), QuantError> {
+    pub fn check_model(
+        &self,
+        path: &Path,
+        sha256: &str,
+        layers: &[String],
+    ) -> Result<(), QuantError> {
         if self.model_sha256 != sha256 {
             return Err(QuantError::Invalid(format!(
                 "{}: this parameter record belongs to another model (sha256 {}…, the model is {}…)",
@@ -64,7 +78,10 @@ impl ParamsRecord {
         }
         let mine: Vec<&String> = self.plan.layers.iter().map(|l| &l.name).collect();
         if mine.len() != layers.len() || mine.iter().zip(layers).any(|(a, b)| *a != b) {
-            return Err(QuantError::Invalid(format!("{}: the record's layer names do not match the model's", path.display())));
+            return Err(QuantError::Invalid(format!(
+                "{}: the record's layer names do not match the model's",
+                path.display()
+            )));
         }
         Ok(())
     }

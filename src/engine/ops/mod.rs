@@ -81,12 +81,20 @@ fn families() -> [&'static [(&'static str, BuildFn)]; 10] {
 
 /// The builder for an op type of the default domain, if qtune supports it.
 pub fn builder(op_type: &str) -> Option<BuildFn> {
-    families().iter().flat_map(|f| f.iter()).find(|(name, _)| *name == op_type).map(|(_, b)| *b)
+    families()
+        .iter()
+        .flat_map(|f| f.iter())
+        .find(|(name, _)| *name == op_type)
+        .map(|(_, b)| *b)
 }
 
 /// Every supported op type, sorted.
 pub fn supported_ops() -> Vec<&'static str> {
-    let mut v: Vec<&str> = families().iter().flat_map(|f| f.iter()).map(|(n, _)| *n).collect();
+    let mut v: Vec<&str> = families()
+        .iter()
+        .flat_map(|f| f.iter())
+        .map(|(n, _)| *n)
+        .collect();
     v.sort_unstable();
     v
 }
@@ -97,7 +105,10 @@ impl<'a> BuildCtx<'a> {
     }
 
     fn attr_err(&self, name: &str, msg: impl Into<String>) -> OpError {
-        OpError::Attr { name: name.to_string(), msg: msg.into() }
+        OpError::Attr {
+            name: name.to_string(),
+            msg: msg.into(),
+        }
     }
 
     /// An integer attribute, if present.
@@ -105,7 +116,9 @@ impl<'a> BuildCtx<'a> {
         match self.attr(name) {
             None => Ok(None),
             Some(Attr::Int(v)) => Ok(Some(*v)),
-            Some(other) => Err(self.attr_err(name, format!("expected an int, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.attr_err(name, format!("expected an int, found {}", kind(other))))
+            }
         }
     }
 
@@ -119,7 +132,9 @@ impl<'a> BuildCtx<'a> {
             None => Ok(None),
             Some(Attr::Float(v)) => Ok(Some(*v)),
             Some(Attr::Int(v)) => Ok(Some(*v as f32)),
-            Some(other) => Err(self.attr_err(name, format!("expected a float, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.attr_err(name, format!("expected a float, found {}", kind(other))))
+            }
         }
     }
 
@@ -133,7 +148,10 @@ impl<'a> BuildCtx<'a> {
             None => Ok(None),
             Some(Attr::Ints(v)) => Ok(Some(v.clone())),
             Some(Attr::Int(v)) => Ok(Some(vec![*v])),
-            Some(other) => Err(self.attr_err(name, format!("expected a list of ints, found {}", kind(other)))),
+            Some(other) => Err(self.attr_err(
+                name,
+                format!("expected a list of ints, found {}", kind(other)),
+            )),
         }
     }
 
@@ -143,7 +161,10 @@ impl<'a> BuildCtx<'a> {
             None => Ok(None),
             Some(Attr::Floats(v)) => Ok(Some(v.clone())),
             Some(Attr::Float(v)) => Ok(Some(vec![*v])),
-            Some(other) => Err(self.attr_err(name, format!("expected a list of floats, found {}", kind(other)))),
+            Some(other) => Err(self.attr_err(
+                name,
+                format!("expected a list of floats, found {}", kind(other)),
+            )),
         }
     }
 
@@ -152,7 +173,9 @@ impl<'a> BuildCtx<'a> {
         match self.attr(name) {
             None => Ok(None),
             Some(Attr::String(v)) => Ok(Some(v.clone())),
-            Some(other) => Err(self.attr_err(name, format!("expected a string, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.attr_err(name, format!("expected a string, found {}", kind(other))))
+            }
         }
     }
 
@@ -175,7 +198,9 @@ impl<'a> BuildCtx<'a> {
         match self.attr(name) {
             None => Ok(None),
             Some(Attr::Tensor(t)) => Ok(Some(t)),
-            Some(other) => Err(self.attr_err(name, format!("expected a tensor, found {}", kind(other)))),
+            Some(other) => {
+                Err(self.attr_err(name, format!("expected a tensor, found {}", kind(other))))
+            }
         }
     }
 
@@ -210,21 +235,44 @@ fn kind(a: &Attr) -> &'static str {
 
 /// The required input `i`.
 pub fn input<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> OpResult<&'a Tensor> {
-    inputs.get(i).copied().flatten().ok_or_else(|| OpError::Input { index: i, msg: "missing".into() })
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| OpError::Input {
+            index: i,
+            msg: "missing".into(),
+        })
 }
 
 /// The required float32 input `i`.
 pub fn input_f32<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> OpResult<&'a ArrayD<f32>> {
     let t = input(inputs, i)?;
-    t.as_f32().ok_or_else(|| OpError::Input { index: i, msg: format!("expected float32, got {}", t.dtype().name()) })
+    t.as_f32().ok_or_else(|| OpError::Input {
+        index: i,
+        msg: format!("expected float32, got {}", t.dtype().name()),
+    })
 }
 
 /// The facts of required input `i`.
 pub fn facts<'a>(inputs: &[Option<&'a Facts>], i: usize) -> OpResult<&'a Facts> {
-    inputs.get(i).copied().flatten().ok_or_else(|| OpError::Input { index: i, msg: "missing".into() })
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| OpError::Input {
+            index: i,
+            msg: "missing".into(),
+        })
 }
 
 /// An error for an input of the wrong type.
 pub fn bad_dtype(index: usize, got: DType, expected: &str) -> OpError {
-    OpError::Input { index, msg: format!("type {} is not supported here (expected {expected})", got.name()) }
+    OpError::Input {
+        index,
+        msg: format!(
+            "type {} is not supported here (expected {expected})",
+            got.name()
+        ),
+    }
 }

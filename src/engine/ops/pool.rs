@@ -68,11 +68,11 @@ fn build_pool(ctx: &BuildCtx, kind: Kind) -> OpResult<Box<dyn Op>> {
     })?;
     let kernel = k
         .iter()
-        .map(|&v| usize::try_from(v).ok().filter(|&v| v > 0))
+        .map(|&v| usize::try_from(v).ok().filter(|&v| v > 0 && v <= LIMIT))
         .collect::<Option<Vec<usize>>>()
         .ok_or_else(|| OpError::Attr {
             name: "kernel_shape".into(),
-            msg: format!("{k:?} must be positive"),
+            msg: format!("{k:?} must be positive (and at most {LIMIT})"),
         })?;
     let auto_pad = match ctx
         .choice(
@@ -138,15 +138,18 @@ impl Axis {
     }
 }
 
+/// Bound on kernel sizes, strides, dilations and pads, so window arithmetic cannot overflow.
+const LIMIT: usize = crate::ir::MAX_ELEMENTS;
+
 fn positive(v: &Option<Vec<i64>>, n: usize, name: &str) -> OpResult<Vec<usize>> {
     match v {
         None => Ok(vec![1; n]),
-        Some(v) if v.len() == n && v.iter().all(|&x| x > 0) => {
+        Some(v) if v.len() == n && v.iter().all(|&x| x > 0 && x <= LIMIT as i64) => {
             Ok(v.iter().map(|&x| x as usize).collect())
         }
         Some(v) => Err(OpError::Attr {
             name: name.into(),
-            msg: format!("{v:?} must be {n} positive values"),
+            msg: format!("{v:?} must be {n} positive values (at most {LIMIT})"),
         }),
     }
 }
@@ -168,10 +171,13 @@ impl Pool {
         let dilations = positive(&self.dilations, n, "dilations")?;
         let pads: Vec<usize> = match &self.pads {
             Some(p) if self.auto_pad == AutoPad::NotSet => {
-                if p.len() != 2 * n || p.iter().any(|&v| v < 0) {
+                if p.len() != 2 * n || p.iter().any(|&v| !(0..=LIMIT as i64).contains(&v)) {
                     return Err(OpError::Attr {
                         name: "pads".into(),
-                        msg: format!("{p:?} must be {} non-negative values", 2 * n),
+                        msg: format!(
+                            "{p:?} must be {} non-negative values (at most {LIMIT})",
+                            2 * n
+                        ),
                     });
                 }
                 p.iter().map(|&v| v as usize).collect()

@@ -125,11 +125,19 @@ pub(crate) fn axis(a: i64, rank: usize, what: &str) -> OpResult<usize> {
         .ok_or_else(|| OpError::Invalid(format!("{what} {a} is out of range for rank {rank}")))
 }
 
-/// Product of dimensions with an overflow check.
+/// Product of dimensions, or an error when it exceeds `MAX_ELEMENTS`. Zero dimensions
+/// are no excuse: ndarray refuses shapes whose non-zero dimensions overflow.
 pub(crate) fn numel(shape: &[usize]) -> OpResult<usize> {
-    crate::ir::checked_numel(shape)
-        .filter(|&n| n <= crate::ir::MAX_ELEMENTS)
-        .ok_or_else(|| OpError::Invalid(format!("shape {shape:?} has too many elements")))
+    let nonzero = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    match nonzero {
+        Some(n) if n <= crate::ir::MAX_ELEMENTS => Ok(if shape.contains(&0) { 0 } else { n }),
+        _ => Err(OpError::Invalid(format!(
+            "shape {shape:?} has too many elements"
+        ))),
+    }
 }
 
 /// A dimension from a value that must be non-negative.

@@ -161,12 +161,14 @@ impl Op for Range {
             DType::I32 => {
                 let (s, d) = (ints(s), ints(d));
                 Tensor::I32(ArrayD::from_shape_fn(shape, |i| {
-                    (s + i[0] as i64 * d) as i32
+                    s.wrapping_add((i[0] as i64).wrapping_mul(d)) as i32
                 }))
             }
             _ => {
                 let (s, d) = (ints(s), ints(d));
-                Tensor::I64(ArrayD::from_shape_fn(shape, |i| s + i[0] as i64 * d))
+                Tensor::I64(ArrayD::from_shape_fn(shape, |i| {
+                    s.wrapping_add((i[0] as i64).wrapping_mul(d))
+                }))
             }
         }])
     }

@@ -210,6 +210,7 @@ pub(super) fn reshape_dims(shape: &[usize], vals: &[i64], allowzero: bool) -> Op
             "reshape: input shape {shape:?} ({total} elements) cannot become {vals:?} ({known} elements)"
         )));
     }
+    numel(&out)?;
     Ok(out)
 }
 

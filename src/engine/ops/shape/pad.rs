@@ -78,10 +78,10 @@ fn padded_shape(shape: &[usize], pads: &[(i64, i64)]) -> OpResult<Vec<usize>> {
         .iter()
         .zip(pads)
         .map(|(&d, &(b, e))| {
-            let n = d as i64 + b + e;
-            usize::try_from(n).map_err(|_| {
+            let n = (d as i64).checked_add(b).and_then(|n| n.checked_add(e));
+            n.and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
                 OpError::Invalid(format!(
-                    "pads ({b}, {e}) leave a negative size for dimension {d}"
+                    "pads ({b}, {e}) give an invalid size for dimension {d}"
                 ))
             })
         })
@@ -98,7 +98,7 @@ fn axis_map(d: usize, out: usize, before: i64, mode: Mode) -> OpResult<Vec<Optio
     }
     Ok((0..out as i64)
         .map(|o| {
-            let s = o - before;
+            let s = o.saturating_sub(before);
             if (0..n).contains(&s) {
                 return Some(s as usize);
             }
@@ -139,7 +139,7 @@ fn pad<T: Elem>(
     // The interior of the last axis (outputs copying the input row): one memcpy per row.
     let (n_out, n_in) = (last.len() as i64, x.shape()[r - 1] as i64);
     let lo = last_before.clamp(0, n_out) as usize;
-    let hi = (last_before + n_in).clamp(lo as i64, n_out) as usize;
+    let hi = last_before.saturating_add(n_in).clamp(lo as i64, n_out) as usize;
     let inner = out_shape[r - 1];
     let mut idx = vec![0usize; r - 1];
     for row in out.chunks_exact_mut(inner) {
@@ -210,6 +210,7 @@ impl Op for Pad {
         };
         let p = per_axis(x.rank(), &pads, axes.as_deref())?;
         let out_shape = padded_shape(x.shape(), &p)?;
+        numel(&out_shape)?;
         let maps = x
             .shape()
             .iter()

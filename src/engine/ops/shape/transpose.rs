@@ -93,10 +93,11 @@ fn build_blocks(ctx: &BuildCtx, to_space: bool) -> OpResult<Box<dyn Op>> {
     })?;
     let block = usize::try_from(b)
         .ok()
-        .filter(|&b| b > 0)
+        // Bounded so that blocksize² and the output sizes cannot overflow.
+        .filter(|&b| b > 0 && b <= 1 << 15)
         .ok_or_else(|| OpError::Attr {
             name: "blocksize".into(),
-            msg: format!("{b} is not positive"),
+            msg: format!("{b} is not in 1..=32768"),
         })?;
     let crd = ctx.choice("mode", "DCR", &["DCR", "CRD"])? == "CRD";
     Ok(Box::new(Blocks {
