@@ -407,7 +407,11 @@ struct Shifted {
 impl Strategy {
     fn choose(g: &Geometry, plane: Option<&Plane>, cg: usize) -> Strategy {
         let unit = |v: &[usize]| v.iter().all(|&s| s == 1);
-        if unit(&g.kernel) && unit(&g.strides) && g.pad_begin.iter().all(|&p| p == 0) {
+        if unit(&g.kernel)
+            && unit(&g.strides)
+            && g.pad_begin.iter().all(|&p| p == 0)
+            && g.output == g.input
+        {
             return Strategy::Pointwise;
         }
         match plane {
