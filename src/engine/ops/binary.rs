@@ -5,6 +5,7 @@
 //! contiguous inner loop (see there for the fast paths).
 
 pub(crate) mod broadcast;
+mod legacy;
 mod pow;
 mod variadic;
 
@@ -17,18 +18,19 @@ use super::elementwise::scalar::{Elem, Num, with_elem, with_num};
 use super::util::infer_broadcast;
 use super::{BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
 use broadcast::{zip2, zip3};
+use legacy::legacy;
 
 /// The op types of this family and their builders.
 pub const OPS: &[(&str, BuildFn)] = &[
-    ("Add", |_| Ok(Box::new(Arith(ArithOp::Add)))),
-    ("Sub", |_| Ok(Box::new(Arith(ArithOp::Sub)))),
-    ("Mul", |_| Ok(Box::new(Arith(ArithOp::Mul)))),
-    ("Div", |_| Ok(Box::new(Arith(ArithOp::Div)))),
-    ("Equal", |_| Ok(Box::new(Compare(CmpOp::Equal)))),
-    ("Greater", |_| Ok(Box::new(Compare(CmpOp::Greater)))),
-    ("Less", |_| Ok(Box::new(Compare(CmpOp::Less)))),
-    ("PRelu", |_| Ok(Box::new(PRelu))),
-    ("Pow", pow::build),
+    ("Add", |c| legacy(c, Box::new(Arith(ArithOp::Add)))),
+    ("Sub", |c| legacy(c, Box::new(Arith(ArithOp::Sub)))),
+    ("Mul", |c| legacy(c, Box::new(Arith(ArithOp::Mul)))),
+    ("Div", |c| legacy(c, Box::new(Arith(ArithOp::Div)))),
+    ("Equal", |c| legacy(c, Box::new(Compare(CmpOp::Equal)))),
+    ("Greater", |c| legacy(c, Box::new(Compare(CmpOp::Greater)))),
+    ("Less", |c| legacy(c, Box::new(Compare(CmpOp::Less)))),
+    ("PRelu", |c| legacy(c, Box::new(PRelu))),
+    ("Pow", |c| legacy(c, Box::new(pow::Pow))),
     ("Max", variadic::build_max),
     ("Min", variadic::build_min),
     ("Sum", variadic::build_sum),

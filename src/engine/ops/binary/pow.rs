@@ -9,15 +9,11 @@ use crate::ir::{DType, Facts, Tensor};
 
 use super::super::elementwise::scalar::{Elem, Num, with_num};
 use super::super::util::infer_broadcast;
-use super::super::{BuildCtx, Op, OpResult, bad_dtype, facts, input};
+use super::super::{Op, OpResult, bad_dtype, facts, input};
 use super::{view, zip2};
 
 #[derive(Debug)]
-struct Pow;
-
-pub(super) fn build(_: &BuildCtx) -> OpResult<Box<dyn Op>> {
-    Ok(Box::new(Pow))
-}
+pub(super) struct Pow;
 
 fn base_ok(d: DType) -> bool {
     matches!(d, DType::F32 | DType::F64 | DType::I32 | DType::I64)

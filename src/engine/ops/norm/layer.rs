@@ -71,10 +71,11 @@ impl LayerNorm {
             |p: Option<&ndarray::ArrayD<F>>| p.is_none_or(|p| spans_row(&shape, axis, p.shape()));
         let fused = params.iter().all(|p| per_row(*p));
         let xs = data(xa);
-        let rows = xs.len().checked_div(d).unwrap_or(0);
+        let rows: usize = shape[..axis].iter().product();
         let mut y = vec![F::ZERO; xs.len()];
-        let mut mean = vec![0.0f32; rows];
-        let mut inv = vec![0.0f32; rows];
+        // Rows of no elements (d = 0) keep NaN statistics.
+        let mut mean = vec![f32::NAN; rows];
+        let mut inv = vec![f32::NAN; rows];
         let eps = self.epsilon as f64;
         let (scale, bias) = (params[0].map(|p| data(p)), params[1].map(|p| data(p)));
         let body = |((o, row), (m, s)): (Row<F>, (&mut f32, &mut f32))| {
