@@ -134,8 +134,10 @@ pub(crate) fn numel(shape: &[usize]) -> OpResult<usize> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d));
     match nonzero {
         Some(n) if n <= crate::ir::MAX_ELEMENTS => Ok(if shape.contains(&0) { 0 } else { n }),
-        _ => Err(OpError::Invalid(format!(
-            "shape {shape:?} has too many elements"
+        n => Err(OpError::Invalid(format!(
+            "shape {shape:?} has {} elements, more than the limit of {}",
+            n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+            crate::ir::MAX_ELEMENTS
         ))),
     }
 }
