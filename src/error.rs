@@ -27,6 +27,11 @@ pub enum Error {
     Quant(#[from] QuantError),
     #[error("{0}")]
     Usage(String),
+    /// The job was cancelled (Esc in the TUI, Ctrl-C); nothing is wrong.
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

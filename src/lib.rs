@@ -10,6 +10,7 @@ pub mod eval;
 pub mod ir;
 pub mod onnx;
 pub mod quant;
+pub mod session;
 pub mod util;
 pub mod workspace;
 

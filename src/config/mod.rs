@@ -4,6 +4,7 @@
 
 mod raw;
 mod resolve;
+pub mod tune;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -71,6 +72,8 @@ pub struct Config {
     pub inputs: Vec<InputConfig>,
     pub evaluation: Option<EvalConfig>,
     pub float_precision: FloatPrecision,
+    /// How far `qtune tune` searches.
+    pub tune: tune::TuneConfig,
     /// The raw values as written (for sessions, editing and re-saving).
     pub raw: RawConfig,
 }

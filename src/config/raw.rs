@@ -22,6 +22,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "float_precision",
     "preprocess_parameter",
     "evaluation",
+    "tune",
 ];
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,9 @@ pub struct RawConfig {
     pub preprocess_parameter: Vec<RawInput>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<RawEvaluation>,
+    /// How far `qtune tune` searches (see `configs/template.yaml`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tune: Option<super::tune::RawTune>,
 }
 
 /// Kind of a data source.

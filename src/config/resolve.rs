@@ -23,6 +23,15 @@ const NESTED_KEYS: &[&str] = &[
     "max_drop",
 ];
 
+/// Keys that may appear below the top level.
+fn nested_keys() -> impl Iterator<Item = &'static str> {
+    NESTED_KEYS
+        .iter()
+        .chain(super::tune::TUNE_KEYS)
+        .chain(super::tune::GRID_KEYS)
+        .copied()
+}
+
 pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     let raw: RawConfig = yaml::from_str(text).map_err(|e| yaml_error(&file, text, e))?;
@@ -130,8 +139,10 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             })
         }
     };
+    let tune = super::tune::resolve(raw.tune.as_ref()).map_err(|(path, msg)| ctx.at(&path, msg))?;
     Ok(Config {
         file: Some(path.to_path_buf()),
+        tune,
         model: rel(model),
         search,
         weight_type: raw.weight_type.unwrap_or(WeightType::Vector),
@@ -267,8 +278,12 @@ fn yaml_error(file: &str, text: &str, e: yaml::YamlError) -> ConfigError {
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let unknown = rest.split('`').next().unwrap_or("");
         let nested = e.path.is_some();
-        let candidates = if nested { NESTED_KEYS } else { TOP_LEVEL_KEYS };
-        let hint = suggest(unknown, candidates)
+        let candidates: Vec<&str> = if nested {
+            nested_keys().collect()
+        } else {
+            TOP_LEVEL_KEYS.to_vec()
+        };
+        let hint = suggest(unknown, &candidates)
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
         let allowed = rest

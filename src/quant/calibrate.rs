@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use crate::calib::{
-    CalibError, Collector, DISPLAY_BINS, DisplayHistogram, SearchParams, WeightType,
-    calibrate_tensor, weight_quant,
+    CalibError, Collector, DISPLAY_BINS, DisplayHistogram, SearchParams, TensorModel, WeightQuant,
+    WeightType, calibrate_model, weight_quant,
 };
 use crate::data::dataset::Dataset;
 use crate::engine::Plan;
@@ -42,7 +42,22 @@ pub fn collect(
     progress: Progress,
     cancel: &AtomicBool,
 ) -> Result<Stats, QuantError> {
-    let count = count.min(data.len());
+    collect_range(plan, graph, data, targets, 0..count, progress, cancel)
+}
+
+/// [`collect`] over the samples `range` (clamped to the data). Collections of adjacent
+/// ranges merge ([`Stats::merge`]) into the collection of their union.
+pub fn collect_range(
+    plan: &Plan,
+    graph: &Graph,
+    data: &Dataset,
+    targets: &[ValueId],
+    range: std::ops::Range<usize>,
+    progress: Progress,
+    cancel: &AtomicBool,
+) -> Result<Stats, QuantError> {
+    let first = range.start.min(data.len());
+    let count = range.end.min(data.len()).saturating_sub(first);
     let is_target: HashMap<ValueId, usize> =
         targets.iter().enumerate().map(|(i, v)| (*v, i)).collect();
     let input_targets: Vec<(usize, usize)> = plan
@@ -64,6 +79,7 @@ pub fn collect(
                 if i >= count || cancel.load(Ordering::Relaxed) {
                     break;
                 }
+                let i = first + i;
                 let inputs = data
                     .load(i)
                     .map_err(|e| QuantError::Invalid(e.to_string()))?;
@@ -104,6 +120,32 @@ pub fn collect(
     })
 }
 
+impl Stats {
+    /// Adds the statistics of other samples (a collection of another range).
+    pub fn merge(&mut self, other: &Stats) -> Result<(), QuantError> {
+        for (name, c) in &other.collectors {
+            match self.collectors.get_mut(name) {
+                Some(mine) => mine
+                    .merge(c)
+                    .map_err(|e| QuantError::Invalid(e.to_string()))?,
+                None => {
+                    self.collectors.insert(name.clone(), c.clone());
+                }
+            }
+        }
+        self.samples += other.samples;
+        Ok(())
+    }
+
+    /// Display histograms of every collected tensor.
+    pub fn histograms(&self) -> BTreeMap<String, DisplayHistogram> {
+        self.collectors
+            .iter()
+            .map(|(n, c)| (n.clone(), DisplayHistogram::from_collector(c, DISPLAY_BINS)))
+            .collect()
+    }
+}
+
 fn update(c: &mut Collector, t: &Tensor) {
     if let Some(a) = t.as_f32() {
         match a.as_slice() {
@@ -122,32 +164,87 @@ pub fn build_plan(
     search: &SearchParams,
     weight_type: WeightType,
 ) -> Result<QuantPlan, QuantError> {
-    let results: Vec<(String, Result<_, CalibError>)> = stats
-        .collectors
-        .par_iter()
-        .map(|(name, c)| (name.clone(), calibrate_tensor(c, search)))
-        .collect();
-    let mut activations = BTreeMap::new();
-    let mut uncalibrated = BTreeMap::new();
-    for (name, r) in results {
-        match r {
-            Ok(p) => {
-                activations.insert(name, p);
-            }
-            Err(CalibError::InvalidParam {
-                key,
-                value,
-                allowed,
-            }) => {
-                return Err(QuantError::Invalid(format!(
-                    "invalid `{key}` = {value}: allowed {allowed}"
-                )));
-            }
-            Err(e) => {
-                uncalibrated.insert(name, e.to_string());
-            }
+    let weights = quantize_layer_weights(graph, layers, weight_type)?;
+    PlanBuilder::new(stats).build(layers, search, weight_type, &weights)
+}
+
+/// Builds plans for many search settings from one collection: the per-tensor models the
+/// searches run on are made once.
+pub struct PlanBuilder {
+    models: BTreeMap<String, TensorModel>,
+    histograms: BTreeMap<String, DisplayHistogram>,
+}
+
+impl PlanBuilder {
+    pub fn new(stats: &Stats) -> PlanBuilder {
+        PlanBuilder {
+            models: stats
+                .collectors
+                .par_iter()
+                .map(|(n, c)| (n.clone(), TensorModel::new(c)))
+                .collect(),
+            histograms: stats.histograms(),
         }
     }
+
+    /// The plan for `search` and `weight_type`, with weights quantized beforehand by
+    /// [`quantize_layer_weights`] (they depend on `weight_type` only).
+    pub fn build(
+        &self,
+        layers: &[LayerRef],
+        search: &SearchParams,
+        weight_type: WeightType,
+        weights: &BTreeMap<String, WeightQuant>,
+    ) -> Result<QuantPlan, QuantError> {
+        let results: Vec<(String, Result<_, CalibError>)> = self
+            .models
+            .par_iter()
+            .map(|(name, m)| (name.clone(), calibrate_model(m, search)))
+            .collect();
+        let mut activations = BTreeMap::new();
+        let mut uncalibrated = BTreeMap::new();
+        for (name, r) in results {
+            match r {
+                Ok(p) => {
+                    activations.insert(name, p);
+                }
+                Err(CalibError::InvalidParam {
+                    key,
+                    value,
+                    allowed,
+                }) => {
+                    return Err(QuantError::Invalid(format!(
+                        "invalid `{key}` = {value}: allowed {allowed}"
+                    )));
+                }
+                Err(e) => {
+                    uncalibrated.insert(name, e.to_string());
+                }
+            }
+        }
+        Ok(QuantPlan {
+            algo: search.algo,
+            weight_type,
+            layers: layers.iter().map(|l| l.info.clone()).collect(),
+            activations,
+            weights: weights.clone(),
+            uncalibrated,
+            histograms: self.histograms.clone(),
+        })
+    }
+
+    /// The tensor model of activation `name` (for divergence curves of every type).
+    pub fn model(&self, name: &str) -> Option<&TensorModel> {
+        self.models.get(name)
+    }
+}
+
+/// The weight scales of every layer for `weight_type`.
+pub fn quantize_layer_weights(
+    graph: &Graph,
+    layers: &[LayerRef],
+    weight_type: WeightType,
+) -> Result<BTreeMap<String, WeightQuant>, QuantError> {
     let mut weights = BTreeMap::new();
     for l in layers {
         let Some(w) = l.weight else { continue };
@@ -165,20 +262,7 @@ pub fn build_plan(
         })?;
         weights.insert(l.info.name.clone(), wq);
     }
-    let histograms = stats
-        .collectors
-        .iter()
-        .map(|(n, c)| (n.clone(), DisplayHistogram::from_collector(c, DISPLAY_BINS)))
-        .collect();
-    Ok(QuantPlan {
-        algo: search.algo,
-        weight_type,
-        layers: layers.iter().map(|l| l.info.clone()).collect(),
-        activations,
-        weights,
-        uncalibrated,
-        histograms,
-    })
+    Ok(weights)
 }
 
 /// The activation values to collect for `layers` (deduplicated, in first-use order).

@@ -28,6 +28,25 @@ pub struct QuantPlan {
 }
 
 impl QuantPlan {
+    /// A digest of what the quantized graph depends on (weight scales and every
+    /// activation's scale and offset): equal fingerprints quantize identically.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.weight_type.as_str());
+        for (name, p) in &self.activations {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(p.scale.to_le_bytes());
+            h.update(p.offset.to_le_bytes());
+        }
+        for name in self.uncalibrated.keys() {
+            h.update(b"float:");
+            h.update(name.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The layer called `name`.
     pub fn layer(&self, name: &str) -> Option<&Layer> {
         self.layers.iter().find(|l| l.name == name)

@@ -1,0 +1,315 @@
+//! The optional `tune:` section: how far the flow searches (stage 3 and the Table 2 grid
+//! of stage 5), which exclude_op searches stage 7 runs, and the cache budget.
+
+use serde::{Deserialize, Serialize};
+
+use crate::calib::{
+    CalibError, DivergenceType, PERCENTILE_MID, QuantizeAlgo, SearchParams, WeightType,
+};
+
+/// Every key of `tune:`, for "did you mean" suggestions.
+pub const TUNE_KEYS: &[&str] = &[
+    "detection",
+    "grid",
+    "exclude_search",
+    "continue_after_target",
+    "cache_memory_mb",
+];
+
+/// Every key of `tune.grid:`.
+pub const GRID_KEYS: &[&str] = &[
+    "quantize_algo",
+    "weight_type",
+    "bin",
+    "type",
+    "ratios",
+    "max_percentile",
+    "batch_count",
+];
+
+/// `tune:` as written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTune {
+    /// Stage 3 tries PERCENTILE_MID: `true` only it, `false` never; unset tries both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid: Option<RawGrid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_search: Option<ExcludeStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continue_after_target: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_memory_mb: Option<u64>,
+}
+
+/// `tune.grid:` as written: the values stage 5 traverses (Table 2).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrid {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantize_algo: Option<Vec<QuantizeAlgo>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_type: Option<Vec<WeightType>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bin: Option<Vec<u32>>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<Vec<DivergenceType>>,
+    /// `[start_ratio, end_ratio, step_ratio]` triples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratios: Option<Vec<[f64; 3]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_percentile: Option<Vec<Percentile>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_count: Option<Vec<u64>>,
+}
+
+/// A `max_percentile` list entry: a number or `PERCENTILE_MID`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Percentile {
+    Number(f64),
+    Named(PercentileName),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PercentileName {
+    #[serde(rename = "PERCENTILE_MID")]
+    Mid,
+}
+
+impl Percentile {
+    pub fn value(self) -> f64 {
+        match self {
+            Percentile::Number(v) => v,
+            Percentile::Named(PercentileName::Mid) => PERCENTILE_MID,
+        }
+    }
+}
+
+/// Which exclude_op searches stage 7 runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExcludeStrategy {
+    /// The seed's: blacklist layer by layer from the first layer.
+    LayerByLayer,
+    /// Rank layers by sensitivity, add in rank order, then prune.
+    Ranked,
+    /// Both, side by side (the default); the better result is kept.
+    Both,
+}
+
+/// The validated `tune:` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TuneConfig {
+    /// Stage 3's max_percentile values besides the configured one.
+    pub detection: Option<bool>,
+    pub grid: Grid,
+    pub exclude_search: ExcludeStrategy,
+    pub continue_after_target: bool,
+    /// Memory the re-evaluation caches may use.
+    pub cache_bytes: usize,
+}
+
+/// The stage 5 grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
+    pub quantize_algo: Vec<QuantizeAlgo>,
+    pub weight_type: Vec<WeightType>,
+    pub bin: Vec<u32>,
+    pub divergence: Vec<DivergenceType>,
+    pub ratios: Vec<[f64; 3]>,
+    pub max_percentile: Vec<f64>,
+    pub batch_count: Vec<usize>,
+}
+
+impl Default for Grid {
+    /// Table 2 of the seed.
+    fn default() -> Grid {
+        Grid {
+            quantize_algo: vec![QuantizeAlgo::HalfOffset, QuantizeAlgo::NonOffset],
+            weight_type: vec![WeightType::Vector, WeightType::Scalar],
+            bin: vec![100, 150, 200],
+            divergence: DivergenceType::ALL.to_vec(),
+            ratios: vec![[0.7, 1.3, 0.01], [0.3, 1.7, 0.01]],
+            max_percentile: vec![1.0, PERCENTILE_MID],
+            batch_count: vec![10, 20, 50],
+        }
+    }
+}
+
+impl Grid {
+    /// Number of settings in the grid.
+    pub fn len(&self) -> usize {
+        self.quantize_algo.len()
+            * self.weight_type.len()
+            * self.bin.len()
+            * self.divergence.len()
+            * self.ratios.len()
+            * self.max_percentile.len()
+            * self.batch_count.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for TuneConfig {
+    fn default() -> TuneConfig {
+        TuneConfig {
+            detection: None,
+            grid: Grid::default(),
+            exclude_search: ExcludeStrategy::Both,
+            continue_after_target: false,
+            cache_bytes: DEFAULT_CACHE_MB << 20,
+        }
+    }
+}
+
+/// Default budget of the re-evaluation caches.
+pub const DEFAULT_CACHE_MB: usize = 2048;
+
+/// A problem with one key: (key path, message).
+pub type TuneIssue = (Vec<&'static str>, String);
+
+/// Validates `tune:`; an error names the key and what is allowed.
+pub fn resolve(raw: Option<&RawTune>) -> Result<TuneConfig, TuneIssue> {
+    let mut t = TuneConfig::default();
+    let Some(raw) = raw else { return Ok(t) };
+    t.detection = raw.detection;
+    t.exclude_search = raw.exclude_search.unwrap_or(ExcludeStrategy::Both);
+    t.continue_after_target = raw.continue_after_target.unwrap_or(false);
+    if let Some(mb) = raw.cache_memory_mb {
+        if !(16..=1 << 20).contains(&mb) {
+            return Err((
+                vec!["tune", "cache_memory_mb"],
+                format!("key `tune.cache_memory_mb`: {mb} is not allowed; allowed: 16..=1048576"),
+            ));
+        }
+        t.cache_bytes = (mb as usize) << 20;
+    }
+    let Some(g) = &raw.grid else { return Ok(t) };
+    let d = Grid::default();
+    let nonempty = |key: &'static str, n: usize| -> Result<(), TuneIssue> {
+        if n == 0 {
+            Err((
+                vec!["tune", "grid", key],
+                format!(
+                    "key `tune.grid.{key}`: an empty list is not allowed; allowed: one value or more"
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    t.grid = Grid {
+        quantize_algo: g.quantize_algo.clone().unwrap_or(d.quantize_algo),
+        weight_type: g.weight_type.clone().unwrap_or(d.weight_type),
+        bin: g.bin.clone().unwrap_or(d.bin),
+        divergence: g.divergence.clone().unwrap_or(d.divergence),
+        ratios: g.ratios.clone().unwrap_or(d.ratios),
+        max_percentile: g
+            .max_percentile
+            .as_ref()
+            .map_or(d.max_percentile, |v| v.iter().map(|p| p.value()).collect()),
+        batch_count: g
+            .batch_count
+            .as_ref()
+            .map_or(d.batch_count, |v| v.iter().map(|&b| b as usize).collect()),
+    };
+    let g2 = &t.grid;
+    nonempty("quantize_algo", g2.quantize_algo.len())?;
+    nonempty("weight_type", g2.weight_type.len())?;
+    nonempty("bin", g2.bin.len())?;
+    nonempty("type", g2.divergence.len())?;
+    nonempty("ratios", g2.ratios.len())?;
+    nonempty("max_percentile", g2.max_percentile.len())?;
+    nonempty("batch_count", g2.batch_count.len())?;
+    for &bin in &g2.bin {
+        check_search(
+            "bin",
+            SearchParams {
+                bin,
+                ..SearchParams::default()
+            },
+        )?;
+    }
+    for &[start_ratio, end_ratio, step_ratio] in &g2.ratios {
+        let p = SearchParams {
+            start_ratio,
+            end_ratio,
+            step_ratio,
+            ..SearchParams::default()
+        };
+        check_search("ratios", p)?;
+    }
+    for &max_percentile in &g2.max_percentile {
+        check_search(
+            "max_percentile",
+            SearchParams {
+                max_percentile,
+                ..SearchParams::default()
+            },
+        )?;
+    }
+    if let Some(b) = g2.batch_count.iter().find(|&&b| b == 0 || b > 1_000_000) {
+        return Err((
+            vec!["tune", "grid", "batch_count"],
+            format!("key `tune.grid.batch_count`: {b} is not allowed; allowed: 1..=1000000"),
+        ));
+    }
+    Ok(t)
+}
+
+/// One grid value checked with the rule of the top-level key it stands for.
+fn check_search(key: &'static str, p: SearchParams) -> Result<(), TuneIssue> {
+    p.validate().map_err(|e| {
+        let why = match e {
+            CalibError::InvalidParam {
+                key: k,
+                value,
+                allowed,
+            } => {
+                format!("{k} = {value} is not allowed; allowed: {allowed}")
+            }
+            other => other.to_string(),
+        };
+        (
+            vec!["tune", "grid", key],
+            format!("key `tune.grid.{key}`: {why}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_grid_is_table_2() {
+        assert_eq!(Grid::default().len(), 2 * 2 * 3 * 3 * 2 * 2 * 3);
+        assert_eq!(resolve(None).unwrap(), TuneConfig::default());
+    }
+
+    #[test]
+    fn grid_lists_replace_the_defaults_and_percentile_mid_is_accepted() {
+        let raw: RawTune = crate::config::yaml::from_str(
+            "grid:\n  bin: [128]\n  max_percentile: [1.0, PERCENTILE_MID]\n  batch_count: [5]\n",
+        )
+        .unwrap();
+        let t = resolve(Some(&raw)).unwrap();
+        assert_eq!(t.grid.bin, vec![128]);
+        assert_eq!(t.grid.max_percentile, vec![1.0, PERCENTILE_MID]);
+        assert_eq!(t.grid.len(), 2 * 2 * 3 * 2 * 2);
+    }
+
+    #[test]
+    fn empty_lists_and_bad_counts_are_refused() {
+        let raw: RawTune = crate::config::yaml::from_str("grid:\n  bin: []\n").unwrap();
+        assert!(resolve(Some(&raw)).unwrap_err().1.contains("tune.grid.bin"));
+        let raw: RawTune = crate::config::yaml::from_str("grid:\n  batch_count: [0]\n").unwrap();
+        assert!(resolve(Some(&raw)).unwrap_err().1.contains("1..=1000000"));
+    }
+}
