@@ -1,0 +1,252 @@
+//! What the panels show, derived from a session: the layer rows, the setting and the
+//! evaluation in view, the histogram of an activation. Pure functions of the data.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::calib::{AllCurves, DisplayHistogram};
+use crate::session::{ActivationSummary, Evaluation, Session, StageId, StageState};
+
+/// How the layer list is ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sort {
+    Graph,
+    /// Most sensitive first (stage 7's ranking); unranked layers last.
+    Sensitivity,
+    /// Worst fidelity (lowest SQNR) first.
+    Fidelity,
+}
+
+impl Sort {
+    pub fn next(self) -> Sort {
+        match self {
+            Sort::Graph => Sort::Sensitivity,
+            Sort::Sensitivity => Sort::Fidelity,
+            Sort::Fidelity => Sort::Graph,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Graph => "graph order",
+            Sort::Sensitivity => "sensitivity",
+            Sort::Fidelity => "fidelity",
+        }
+    }
+}
+
+/// One row of the layer list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerRow {
+    /// Position in graph order.
+    pub index: usize,
+    pub name: String,
+    pub op_type: String,
+    pub activation: Option<String>,
+    /// The chosen ratio of its (first) activation under the setting in view.
+    pub ratio: Option<f64>,
+    /// The search chose its first or last candidate.
+    pub boundary: bool,
+    pub cosine: Option<f64>,
+    pub sqnr: Option<f64>,
+    /// 1 = most sensitive.
+    pub rank: Option<usize>,
+    pub excluded: bool,
+}
+
+/// The setting in view: the current one, else the best evaluation's, else the last tried.
+pub fn setting_in_view(s: &Session) -> Option<usize> {
+    s.current
+        .setting
+        .or_else(|| evaluation_in_view(s).and_then(|i| s.evaluations[i].setting))
+        .or_else(|| s.settings.len().checked_sub(1))
+}
+
+/// The evaluation in view: the current state's, else the best so far.
+pub fn evaluation_in_view(s: &Session) -> Option<usize> {
+    s.current
+        .evaluation
+        .filter(|&i| i < s.evaluations.len())
+        .or_else(|| s.best_evaluation())
+}
+
+/// Stage 7's ranked search: layer → rank (1 = most sensitive).
+pub fn ranking(s: &Session) -> HashMap<&str, usize> {
+    s.stages
+        .iter()
+        .filter(|r| r.stage == StageId::Exclude)
+        .flat_map(|r| r.searches.iter())
+        .filter(|x| !x.ranking.is_empty())
+        .last()
+        .map(|x| {
+            x.ranking
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| (name.as_str(), i + 1))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The rows for `filter` (a case-insensitive substring of the name) in `sort` order.
+pub fn build_rows(s: &Session, filter: &str, sort: Sort) -> Vec<LayerRow> {
+    let setting = setting_in_view(s).and_then(|i| s.settings.get(i));
+    let eval = evaluation_in_view(s).map(|i| &s.evaluations[i]);
+    let fidelity: HashMap<&str, (f64, f64)> = eval
+        .map(|e| {
+            e.report
+                .layers
+                .iter()
+                .map(|l| (l.name.as_str(), (l.cosine, l.sqnr_db)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rank = ranking(s);
+    let needle = filter.to_lowercase();
+    let mut rows: Vec<LayerRow> = s
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| needle.is_empty() || l.name.to_lowercase().contains(&needle))
+        .map(|(index, l)| {
+            let act = l.activations.first();
+            let summary: Option<&ActivationSummary> =
+                act.and_then(|a| setting.and_then(|st| st.activations.get(a)));
+            let fid = fidelity.get(l.name.as_str()).copied();
+            LayerRow {
+                index,
+                name: l.name.clone(),
+                op_type: l.op_type.clone(),
+                activation: act.cloned(),
+                ratio: summary.and_then(|x| x.ratio),
+                boundary: summary.is_some_and(|x| x.boundary_hit),
+                cosine: fid.map(|f| f.0),
+                sqnr: fid.map(|f| f.1),
+                rank: rank.get(l.name.as_str()).copied(),
+                excluded: s.current.exclude.contains(&l.name),
+            }
+        })
+        .collect();
+    match sort {
+        Sort::Graph => {}
+        Sort::Sensitivity => rows.sort_by_key(|r| (r.rank.unwrap_or(usize::MAX), r.index)),
+        Sort::Fidelity => rows.sort_by(|a, b| {
+            let ka = a.sqnr.unwrap_or(f64::INFINITY);
+            let kb = b.sqnr.unwrap_or(f64::INFINITY);
+            ka.total_cmp(&kb).then(a.index.cmp(&b.index))
+        }),
+    }
+    rows
+}
+
+/// A histogram to draw and where it came from.
+pub struct HistogramView<'a> {
+    pub batch_count: usize,
+    pub hist: &'a DisplayHistogram,
+    /// Still being collected.
+    pub live: bool,
+}
+
+/// The histogram of `activation`: the live one while calibrating, else the saved one for
+/// the batch count of the setting in view (else the largest collected).
+pub fn histogram_of<'a>(
+    s: &'a Session,
+    live: Option<&'a (usize, BTreeMap<String, DisplayHistogram>)>,
+    activation: &str,
+) -> Option<HistogramView<'a>> {
+    if let Some((n, map)) = live
+        && let Some(h) = map.get(activation)
+    {
+        return Some(HistogramView {
+            batch_count: *n,
+            hist: h,
+            live: true,
+        });
+    }
+    let want = setting_in_view(s).map(|i| s.settings[i].setting.batch_count);
+    let pick = want
+        .and_then(|n| s.histograms.get_key_value(&n))
+        .or_else(|| s.histograms.iter().next_back());
+    let (n, map) = pick?;
+    map.get(activation).map(|h| HistogramView {
+        batch_count: *n,
+        hist: h,
+        live: false,
+    })
+}
+
+/// The calibrated range of `activation` under the setting in view.
+pub fn summary_of<'a>(s: &'a Session, activation: &str) -> Option<&'a ActivationSummary> {
+    setting_in_view(s)
+        .and_then(|i| s.settings.get(i))
+        .and_then(|r| r.activations.get(activation))
+}
+
+/// The divergence curves of `activation` under the setting in view.
+pub fn curves_of<'a>(s: &'a Session, activation: &str) -> Option<&'a AllCurves> {
+    setting_in_view(s)
+        .and_then(|i| s.settings.get(i))
+        .and_then(|r| r.curves.get(activation))
+}
+
+/// The stage's best evaluation.
+pub fn stage_best(s: &Session, stage: StageId) -> Option<&Evaluation> {
+    s.stages
+        .iter()
+        .find(|r| r.stage == stage)
+        .and_then(|r| r.best)
+        .and_then(|i| s.evaluations.get(i))
+}
+
+/// The stage's state (Pending when the session has no record of it).
+pub fn stage_state(s: &Session, stage: StageId) -> StageState {
+    s.stages
+        .iter()
+        .find(|r| r.stage == stage)
+        .map_or(StageState::Pending, |r| r.state)
+}
+
+/// A metric as printed (4 decimals; SQNR-like metrics 2).
+pub fn fmt_metric(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// A signed delta.
+pub fn fmt_delta(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:+.1}")
+    } else {
+        format!("{x:+.4}")
+    }
+}
+
+/// A number in 4 significant digits (axis labels).
+pub fn fmt_short(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let a = x.abs();
+    if !(1e-3..1e5).contains(&a) {
+        format!("{x:.2e}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// A duration in seconds as `1m23s` / `45s` / `2h05m`.
+pub fn fmt_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}

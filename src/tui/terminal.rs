@@ -1,0 +1,54 @@
+//! Entering and leaving the terminal: raw mode and the alternate screen, restored on quit, on
+//! error (a guard's Drop) and on panic (a hook that restores before the message prints).
+
+use std::io::{Stdout, stdout};
+use std::sync::Once;
+
+use anyhow::{Context, Result};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::{cursor, execute, terminal};
+
+pub type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// The terminal in TUI mode; dropping it restores the terminal.
+pub struct Guard {
+    pub term: Term,
+}
+
+impl Guard {
+    pub fn enter() -> Result<Guard> {
+        install_panic_hook();
+        terminal::enable_raw_mode().context("entering raw mode (is stdout a terminal?)")?;
+        let mut out = stdout();
+        if let Err(e) = execute!(out, terminal::EnterAlternateScreen, cursor::Hide) {
+            restore();
+            return Err(e).context("entering the alternate screen");
+        }
+        let term = Terminal::new(CrosstermBackend::new(out)).inspect_err(|_| restore())?;
+        Ok(Guard { term })
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Leaves raw mode and the alternate screen (harmless when not in them).
+pub fn restore() {
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+}
+
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+    });
+}

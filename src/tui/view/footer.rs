@@ -1,0 +1,92 @@
+//! The header (model, accuracy, job) and the footer (the main keys, or a message).
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use crate::tui::app::App;
+use crate::tui::keymap::{Mode, footer_entries};
+use crate::tui::model::{self, fmt_delta, fmt_metric};
+use crate::tui::theme::{Glyph, fit};
+
+/// The header line.
+pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let s = &app.session;
+    let sep = || Span::styled(format!(" {} ", t.glyph(Glyph::VLine)), t.dim());
+    let model_name = std::path::Path::new(&s.model)
+        .file_name()
+        .map_or(s.model.clone(), |f| f.to_string_lossy().into_owned());
+    let mut spans = vec![Span::styled("qtune", t.title())];
+    if app.review {
+        spans.push(Span::styled(" REVIEW", t.warn()));
+    }
+    spans.push(sep());
+    spans.push(Span::raw(model_name));
+    spans.push(sep());
+    let fp32 = s.fp32_metric.map_or("-".into(), fmt_metric);
+    spans.push(Span::raw(format!("{} FP32 {fp32}", s.metric.as_str())));
+    if let Some(e) = model::evaluation_in_view(s).map(|i| &s.evaluations[i]) {
+        let r = &e.report;
+        spans.push(sep());
+        spans.push(Span::raw(format!("INT8 {} ", fmt_metric(r.int8))));
+        let style = if r.target_met { t.good() } else { t.bad() };
+        let mark = t.glyph(if r.target_met {
+            Glyph::Check
+        } else {
+            Glyph::Cross
+        });
+        spans.push(Span::styled(
+            format!("{}{} {mark}", t.glyph(Glyph::Delta), fmt_delta(r.delta)),
+            style,
+        ));
+    }
+    if let Some(job) = &app.job {
+        spans.push(sep());
+        let what = match job.phase {
+            Some((p, d, n, _)) => format!("{} {d}/{n}", p.label()),
+            None => "starting".into(),
+        };
+        spans.push(Span::styled(
+            format!("{} {}", t.glyph(Glyph::Running), what),
+            t.warn(),
+        ));
+        if !app.queued.is_empty() {
+            spans.push(Span::styled(
+                format!(" +{} queued", app.queued.len()),
+                t.dim(),
+            ));
+        }
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// The footer: the filter being typed, a message, or the main keys.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let w = area.width as usize;
+    let line = if app.mode == Mode::Filter {
+        Line::from(vec![
+            Span::styled("filter: ", t.key()),
+            Span::raw(format!("{}_", app.filter)),
+            Span::styled("  (Enter keep, Esc clear)", t.dim()),
+        ])
+    } else if let Some(m) = &app.message {
+        let style = if m.error { t.bad() } else { t.accent() };
+        Line::from(Span::styled(fit(&m.text, w, t), style))
+    } else {
+        let mut spans = Vec::new();
+        let mut used = 0;
+        for (keys, word) in footer_entries(t) {
+            let n = keys.chars().count() + word.len() + 3;
+            if used + n > w {
+                break;
+            }
+            used += n;
+            spans.push(Span::styled(format!(" {keys}"), t.key()));
+            spans.push(Span::raw(format!(" {word} ")));
+        }
+        Line::from(spans)
+    };
+    frame.render_widget(line, area);
+}

@@ -1,0 +1,133 @@
+//! Drawing: one file per panel, each `render(frame, area, app)`. Wide terminals show every
+//! panel at once; small ones (80×24) show one panel at a time as tabs.
+
+pub mod accuracy;
+pub mod config;
+pub mod curve;
+pub mod footer;
+pub mod help;
+pub mod histogram;
+pub mod layers;
+pub mod plot;
+pub mod stages;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders};
+
+use super::app::{App, Tab};
+use super::keymap::Mode;
+use super::theme::Theme;
+
+/// At least this size shows every panel at once.
+pub const WIDE: (u16, u16) = (120, 32);
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, app: &mut App) {
+    let area = frame.area();
+    let [header, body, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    footer::render_header(frame, header, app);
+    footer::render(frame, foot, app);
+    if area.width >= WIDE.0 && area.height >= WIDE.1 {
+        draw_wide(frame, body, app);
+    } else {
+        draw_tabs(frame, body, app);
+    }
+    match app.mode {
+        Mode::Editor => config::render(frame, body, app),
+        Mode::Help => help::render(frame, area, app),
+        Mode::ConfirmQuit => help::render_confirm(frame, area, app),
+        _ => {}
+    }
+}
+
+fn draw_wide(frame: &mut Frame, body: Rect, app: &mut App) {
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
+    let [lay, stg] = Layout::vertical([Constraint::Min(8), Constraint::Length(14)]).areas(left);
+    let [his, cur, acc] = Layout::vertical([
+        Constraint::Percentage(36),
+        Constraint::Percentage(32),
+        Constraint::Percentage(32),
+    ])
+    .areas(right);
+    render_panel(frame, lay, app, Tab::Layers);
+    render_panel(frame, stg, app, Tab::Stages);
+    render_panel(frame, his, app, Tab::Histogram);
+    render_panel(frame, cur, app, Tab::Curve);
+    render_panel(frame, acc, app, Tab::Accuracy);
+}
+
+fn draw_tabs(frame: &mut Frame, body: Rect, app: &mut App) {
+    let [tabs, panel] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" ", t.dim()));
+        }
+        let style = if *tab == app.tab {
+            t.selected().patch(t.title())
+        } else {
+            t.dim()
+        };
+        spans.push(Span::styled(format!(" {} ", tab.title()), style));
+    }
+    spans.push(Span::styled("  Tab: next", t.dim()));
+    frame.render_widget(Line::from(spans), tabs);
+    let tab = app.tab;
+    render_panel(frame, panel, app, tab);
+}
+
+/// Draws one panel into `area`.
+pub fn render_panel(frame: &mut Frame, area: Rect, app: &mut App, tab: Tab) {
+    match tab {
+        Tab::Layers => layers::render(frame, area, app),
+        Tab::Histogram => histogram::render(frame, area, app),
+        Tab::Curve => curve::render(frame, area, app),
+        Tab::Accuracy => accuracy::render(frame, area, app),
+        Tab::Stages => stages::render(frame, area, app),
+    }
+}
+
+/// A bordered panel block; the focused panel's title is highlighted.
+pub fn block<'a>(theme: &Theme, title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
+    let style = if focused {
+        theme.title().patch(theme.accent())
+    } else {
+        theme.title()
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_set(theme.border())
+        .border_style(if focused {
+            theme.accent()
+        } else {
+            Style::new()
+        })
+        .title(title.into().style(style))
+}
+
+/// A single-line label, left-aligned.
+pub fn label<'a>(text: impl Into<String>, style: Style) -> Line<'a> {
+    Line::from(Span::styled(text.into(), style))
+}
+
+/// Centered rectangle of at most `w`×`h` inside `area`.
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}

@@ -1,0 +1,167 @@
+//! The seed's flowchart, steps 1–8: where the flow is, each stage's best result, and while
+//! a stage runs its evaluations done/total with a progress bar and an ETA.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::block;
+use crate::session::{StageId, StageState};
+use crate::tui::app::{App, Tab};
+use crate::tui::event::JobKind;
+use crate::tui::model::{self, fmt_delta, fmt_duration, fmt_metric};
+use crate::tui::theme::{Glyph, Theme, fit};
+
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
+    let t = app.theme;
+    let s = &app.session;
+    let b = block(&t, " Stages ", app.tab == Tab::Stages);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let w = inner.width as usize;
+    let d = t.glyph(Glyph::Delta);
+    let cursor_stage = StageId::ALL[app.stage_cursor.min(StageId::ALL.len() - 1)];
+    let mut lines: Vec<Line> = Vec::new();
+    for (k, st) in StageId::ALL.iter().enumerate() {
+        let rec = s.stages.iter().find(|r| r.stage == *st);
+        let state = rec.map_or(StageState::Pending, |r| r.state);
+        let here = *st == cursor_stage;
+        let cur = if here { t.glyph(Glyph::Cursor) } else { " " };
+        let (mark, style) = state_mark(state, &t);
+        let name = fit(st.title(), 24.min(w.saturating_sub(30)).max(8), &t);
+        let mut spans = vec![
+            Span::styled(
+                format!("{cur}{} ", st.step()),
+                if here { t.key() } else { Style::new() },
+            ),
+            Span::styled(format!("{mark} "), style),
+            Span::raw(format!("{name:<24} ")),
+        ];
+        if state == StageState::Running {
+            let r = rec.expect("running stage has a record");
+            let bar_w = w.saturating_sub(56).clamp(6, 20);
+            let frac = r.evaluations_done as f64 / r.evaluations_total.max(1) as f64;
+            spans.push(Span::styled(t.hbar(frac, bar_w), t.warn()));
+            spans.push(Span::raw(format!(
+                " {}/{}",
+                r.evaluations_done, r.evaluations_total
+            )));
+            if let Some(eta) = stage_eta(app, *st, r.evaluations_done, r.evaluations_total) {
+                spans.push(Span::styled(format!(" eta {}", fmt_duration(eta)), t.dim()));
+            }
+        } else if let Some(e) = model::stage_best(s, *st) {
+            let r = rec.expect("a stage with a best has a record");
+            spans.push(Span::styled(
+                format!(
+                    "{} {d}{}",
+                    fmt_metric(e.metric()),
+                    fmt_delta(e.report.delta)
+                ),
+                style,
+            ));
+            spans.push(Span::styled(
+                format!(
+                    " {}/{} {}",
+                    r.evaluations_done,
+                    r.evaluations_total,
+                    fmt_duration(r.seconds)
+                ),
+                t.dim(),
+            ));
+        } else {
+            spans.push(Span::styled(crate::tui::app::state_word(state), t.dim()));
+        }
+        lines.push(Line::from(spans));
+        // the check that follows stages 1, 3 and 5 (steps 2, 4, 6)
+        if k < 3 {
+            let step = st.step() + 1;
+            let (text, style) = match state {
+                StageState::Met => (
+                    format!("target met {} done", t.glyph(Glyph::Arrow)),
+                    t.good(),
+                ),
+                StageState::Missed => (
+                    format!("missed {} step {}", t.glyph(Glyph::Arrow), step + 1),
+                    t.dim(),
+                ),
+                _ => ("".to_string(), t.dim()),
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {step} "), t.dim()),
+                Span::styled(
+                    format!("  check{} ", if text.is_empty() { "" } else { ":" }),
+                    t.dim(),
+                ),
+                Span::styled(text, style),
+            ]));
+        }
+    }
+    // the job in flight
+    if let Some(job) = &app.job {
+        lines.push(Line::from(Span::styled(
+            fit(&job.kind.label(), w, &t),
+            t.warn(),
+        )));
+        if let Some((phase, done, total, since)) = job.phase {
+            let frac = done as f64 / total.max(1) as f64;
+            let label = format!("{} {done}/{total} ", phase.label());
+            let elapsed = app.now.saturating_duration_since(since).as_secs_f64();
+            let eta = (done > 0 && done < total)
+                .then(|| elapsed / done as f64 * (total - done) as f64)
+                .map_or(String::new(), |e| format!(" eta {}", fmt_duration(e)));
+            let bar_w = w.saturating_sub(label.len() + eta.len()).max(4);
+            lines.push(Line::from(vec![
+                Span::raw(label),
+                Span::styled(t.hbar(frac, bar_w), t.warn()),
+                Span::styled(eta, t.dim()),
+            ]));
+        }
+    } else if let Some(st) = detail(app, cursor_stage, &t) {
+        lines.push(Line::from(Span::styled(fit(&st, w, &t), t.dim())));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn state_mark(state: StageState, t: &Theme) -> (&'static str, Style) {
+    match state {
+        StageState::Pending => (t.glyph(Glyph::Pending), t.dim()),
+        StageState::Running => (t.glyph(Glyph::Running), t.warn()),
+        StageState::Met => (t.glyph(Glyph::Check), t.good()),
+        StageState::Missed => (t.glyph(Glyph::Cross), t.bad()),
+        StageState::Skipped => (t.glyph(Glyph::Skipped), t.dim()),
+    }
+}
+
+/// The ETA of a running stage from the time since its job started.
+fn stage_eta(app: &App, stage: StageId, done: usize, total: usize) -> Option<f64> {
+    let job = app
+        .job
+        .as_ref()
+        .filter(|j| j.kind == JobKind::Stage(stage))?;
+    if done == 0 || done >= total {
+        return None;
+    }
+    let elapsed = app.now.saturating_duration_since(job.started).as_secs_f64();
+    Some(elapsed / done as f64 * (total - done) as f64)
+}
+
+/// One line about the stage under the cursor.
+fn detail(app: &App, stage: StageId, t: &Theme) -> Option<String> {
+    let s = &app.session;
+    let e = model::stage_best(s, stage)?;
+    let setting = e
+        .setting
+        .and_then(|i| s.settings.get(i))
+        .map_or("FP16, nothing quantized".into(), |r| r.setting.label());
+    let mut text = format!("step {} best: {setting}", stage.step());
+    if !e.exclude.is_empty() {
+        text.push_str(&format!(
+            " {} exclude {}",
+            t.glyph(Glyph::Dot),
+            e.exclude.join(", ")
+        ));
+    }
+    Some(text)
+}
