@@ -61,6 +61,22 @@ pub fn round_to_f16(t: &mut Tensor) {
     }
 }
 
+/// Steps of a plan selected by `Plan::subset`, with where each value is freed.
+#[derive(Clone, Debug, Default)]
+pub struct Subset {
+    /// Indices into `Plan::steps`, ascending.
+    steps: Vec<usize>,
+    /// Per selected step: values whose last use within the subset it is.
+    frees: Vec<Vec<ValueId>>,
+}
+
+impl Subset {
+    /// The selected step indices, ascending.
+    pub fn steps(&self) -> &[usize] {
+        &self.steps
+    }
+}
+
 /// Sees every value a step produces, in execution order.
 pub type Observer<'a> = dyn FnMut(ValueId, &Tensor) + 'a;
 
@@ -208,39 +224,7 @@ impl Plan {
         let mut values: Vec<Option<Arc<Tensor>>> = self.constants.clone();
         self.bind_inputs(inputs, &mut values)?;
         for step in &self.steps {
-            let outs = {
-                let ins: Vec<Option<&Tensor>> = step
-                    .inputs
-                    .iter()
-                    .map(|i| i.and_then(|v| values[v.0].as_deref()))
-                    .collect();
-                if let Some(k) = step
-                    .inputs
-                    .iter()
-                    .zip(&ins)
-                    .position(|(i, t)| i.is_some() && t.is_none())
-                {
-                    return Err(EngineError::Invalid(format!(
-                        "node `{}`: input `{}` was not computed",
-                        step.name,
-                        self.names[step.inputs[k].map(|v| v.0).unwrap_or(0)]
-                    )));
-                }
-                step.op.run(&ins).map_err(|source| EngineError::Op {
-                    node: step.name.clone(),
-                    op_type: step.op_type.clone(),
-                    source,
-                })?
-            };
-            for (o, mut t) in step.outputs.iter().zip(outs) {
-                if let Some(v) = o {
-                    if self.fp16 {
-                        round_to_f16(&mut t);
-                    }
-                    observer(*v, &t);
-                    values[v.0] = Some(Arc::new(t));
-                }
-            }
+            self.run_step(step, &mut values, observer)?;
             for v in &step.frees {
                 values[v.0] = None;
             }
@@ -259,6 +243,163 @@ impl Plan {
             .collect()
     }
 
+    /// Runs one step on `values`, storing its outputs (rounded in FP16 mode) after the
+    /// observer has seen them.
+    fn run_step(
+        &self,
+        step: &Step,
+        values: &mut [Option<Arc<Tensor>>],
+        observer: &mut Observer,
+    ) -> EngineResult<()> {
+        let outs = {
+            let ins: Vec<Option<&Tensor>> = step
+                .inputs
+                .iter()
+                .map(|i| i.and_then(|v| values[v.0].as_deref()))
+                .collect();
+            if let Some(k) = step
+                .inputs
+                .iter()
+                .zip(&ins)
+                .position(|(i, t)| i.is_some() && t.is_none())
+            {
+                return Err(EngineError::Invalid(format!(
+                    "node `{}`: input `{}` was not computed",
+                    step.name,
+                    self.names[step.inputs[k].map(|v| v.0).unwrap_or(0)]
+                )));
+            }
+            step.op.run(&ins).map_err(|source| EngineError::Op {
+                node: step.name.clone(),
+                op_type: step.op_type.clone(),
+                source,
+            })?
+        };
+        for (o, mut t) in step.outputs.iter().zip(outs) {
+            if let Some(v) = o {
+                if self.fp16 {
+                    round_to_f16(&mut t);
+                }
+                observer(*v, &t);
+                values[v.0] = Some(Arc::new(t));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `v` is a constant of the plan (an initializer or a value folded at compile time).
+    pub fn is_constant(&self, v: ValueId) -> bool {
+        self.constants.get(v.0).is_some_and(Option::is_some)
+    }
+
+    /// The number of value ids of the compiled graph (`ValueId`s are below it).
+    pub fn value_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// A selection of this plan's steps for `run_subset`: `steps` are indices into
+    /// `steps()`, in any order. Each value is freed after its last use within the subset.
+    pub fn subset(&self, steps: &[usize]) -> Subset {
+        let mut sel: Vec<usize> = steps.to_vec();
+        sel.sort_unstable();
+        sel.dedup();
+        let mut last: Vec<Option<usize>> = vec![None; self.names.len()];
+        for (k, &i) in sel.iter().enumerate() {
+            let s = &self.steps[i];
+            for v in s.inputs.iter().flatten().chain(s.outputs.iter().flatten()) {
+                last[v.0] = Some(k);
+            }
+        }
+        for o in &self.outputs {
+            last[o.0] = None;
+        }
+        let mut frees = vec![Vec::new(); sel.len()];
+        for (v, l) in last.iter().enumerate() {
+            if let Some(k) = l
+                && self.constants[v].is_none()
+            {
+                frees[*k].push(ValueId(v));
+            }
+        }
+        Subset { steps: sel, frees }
+    }
+
+    /// Runs only the steps of `subset` (incremental re-evaluation, DESIGN.md decision 5).
+    /// `seeds` hold every value those steps read but do not compute: a graph input is
+    /// checked and bound as `run` binds it (rounded in FP16 mode); any other value is taken
+    /// as a run of this plan produced it. Returns each graph output that was computed or
+    /// seeded (`None` otherwise). `observer` sees every value a selected step produces.
+    pub fn run_subset(
+        &self,
+        subset: &Subset,
+        seeds: Vec<(ValueId, Arc<Tensor>)>,
+        observer: &mut Observer,
+    ) -> EngineResult<Vec<Option<Tensor>>> {
+        let mut values: Vec<Option<Arc<Tensor>>> = self.constants.clone();
+        for (v, t) in seeds {
+            let Some(slot) = values.get_mut(v.0) else {
+                return Err(EngineError::Invalid(format!(
+                    "seeded value #{} is not a value of the plan",
+                    v.0
+                )));
+            };
+            match self.inputs.iter().find(|s| s.id == v) {
+                Some(spec) => {
+                    self.check_input(spec, &t)?;
+                    let mut t = t;
+                    if self.fp16 {
+                        round_to_f16(Arc::make_mut(&mut t));
+                    }
+                    *slot = Some(t);
+                }
+                None => *slot = Some(t),
+            }
+        }
+        for (&i, frees) in subset.steps.iter().zip(&subset.frees) {
+            let step = self.steps.get(i).ok_or_else(|| {
+                EngineError::Invalid(format!("the subset names step {i} of {}", self.steps.len()))
+            })?;
+            self.run_step(step, &mut values, observer)?;
+            for v in frees {
+                values[v.0] = None;
+            }
+        }
+        Ok(self
+            .outputs
+            .iter()
+            .map(|o| {
+                values[o.0]
+                    .take()
+                    .map(|t| Arc::try_unwrap(t).unwrap_or_else(|a| (*a).clone()))
+            })
+            .collect())
+    }
+
+    /// Checks a graph input's element type and shape against the plan.
+    fn check_input(&self, spec: &InputSpec, t: &Tensor) -> EngineResult<()> {
+        if t.dtype() != spec.dtype {
+            return Err(EngineError::Input {
+                name: spec.name.clone(),
+                msg: format!(
+                    "expected element type {}, got {}",
+                    spec.dtype.name(),
+                    t.dtype().name()
+                ),
+            });
+        }
+        if t.shape() != spec.shape.as_slice() {
+            return Err(EngineError::Input {
+                name: spec.name.clone(),
+                msg: format!(
+                    "expected shape {}, got {}",
+                    fmt_shape(&spec.shape),
+                    fmt_shape(t.shape())
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn bind_inputs(
         &self,
         inputs: Vec<Tensor>,
@@ -272,31 +413,104 @@ impl Plan {
             )));
         }
         for (spec, mut t) in self.inputs.iter().zip(inputs) {
-            if t.dtype() != spec.dtype {
-                return Err(EngineError::Input {
-                    name: spec.name.clone(),
-                    msg: format!(
-                        "expected element type {}, got {}",
-                        spec.dtype.name(),
-                        t.dtype().name()
-                    ),
-                });
-            }
-            if t.shape() != spec.shape.as_slice() {
-                return Err(EngineError::Input {
-                    name: spec.name.clone(),
-                    msg: format!(
-                        "expected shape {}, got {}",
-                        fmt_shape(&spec.shape),
-                        fmt_shape(t.shape())
-                    ),
-                });
-            }
+            self.check_input(spec, &t)?;
             if self.fp16 {
                 round_to_f16(&mut t);
             }
             values[spec.id.0] = Some(Arc::new(t));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Dim, Node};
+
+    /// x → a = Relu(x) → b = Add(a, x) → c = Mul(b, a); output c.
+    fn chain() -> Graph {
+        let mut g = Graph {
+            opset: 13,
+            ..Graph::default()
+        };
+        let x = g.add_value("x", Some(DType::F32));
+        g.values[x.0].shape = Some(vec![Dim::Fixed(3)]);
+        let [a, b, c] = ["a", "b", "c"].map(|n| g.add_value(n, None));
+        let node = |name: &str, op: &str, ins: Vec<ValueId>, out: ValueId| Node {
+            name: name.into(),
+            op_type: op.into(),
+            domain: String::new(),
+            inputs: ins.into_iter().map(Some).collect(),
+            outputs: vec![Some(out)],
+            attrs: Default::default(),
+        };
+        g.nodes = vec![
+            node("relu", "Relu", vec![x], a),
+            node("add", "Add", vec![a, x], b),
+            node("mul", "Mul", vec![b, a], c),
+        ];
+        g.inputs = vec![x];
+        g.outputs = vec![c];
+        g
+    }
+
+    #[test]
+    fn run_subset_matches_a_full_run() {
+        let g = chain();
+        let plan = Plan::new(&g, &[vec![3]]).unwrap();
+        let x = Tensor::from_f32(&[3], vec![-1.0, 2.0, 3.0]);
+        let mut seen = Vec::new();
+        let full = plan
+            .run_observed(vec![x.clone()], &mut |v, t| seen.push((v, t.clone())))
+            .unwrap();
+        let held = |name: &str| {
+            let id = g.find_value(name).unwrap();
+            let t = seen.iter().find(|(v, _)| *v == id).unwrap().1.clone();
+            (id, Arc::new(t))
+        };
+        // The last two steps from `a` and the input; then the last step alone.
+        let x_id = g.find_value("x").unwrap();
+        let sub = plan.subset(&[2, 1]);
+        assert_eq!(sub.steps(), &[1, 2]);
+        let mut produced = Vec::new();
+        let out = plan
+            .run_subset(
+                &sub,
+                vec![held("a"), (x_id, Arc::new(x.clone()))],
+                &mut |v, _| produced.push(plan.value_name(v).to_string()),
+            )
+            .unwrap();
+        assert_eq!(out, vec![Some(full[0].clone())]);
+        assert_eq!(produced, ["b", "c"]);
+        let out = plan
+            .run_subset(
+                &plan.subset(&[2]),
+                vec![held("a"), held("b")],
+                &mut |_, _| {},
+            )
+            .unwrap();
+        assert_eq!(out, vec![Some(full[0].clone())]);
+        // Nothing run: a seeded output is returned, an absent one is `None`.
+        let empty = plan.subset(&[]);
+        let out = plan
+            .run_subset(&empty, vec![held("c")], &mut |_, _| {})
+            .unwrap();
+        assert_eq!(out, vec![Some(full[0].clone())]);
+        assert_eq!(
+            plan.run_subset(&empty, vec![], &mut |_, _| {}).unwrap(),
+            vec![None]
+        );
+        // A missing seed is an error naming the value; a bad input is checked.
+        let err = plan
+            .run_subset(&sub, vec![held("a")], &mut |_, _| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("`x`"), "{err}");
+        let bad = Arc::new(Tensor::from_f32(&[2], vec![0.0, 1.0]));
+        assert!(
+            plan.run_subset(&sub, vec![held("a"), (x_id, bad)], &mut |_, _| {})
+                .is_err()
+        );
+        assert!(plan.is_constant(x_id) == false && plan.value_count() == 4);
     }
 }

@@ -2,6 +2,7 @@
 //! score both with the configured metric, and measure per-layer fidelity.
 
 pub mod command;
+pub mod incremental;
 pub mod metrics;
 pub mod report;
 
@@ -26,10 +27,10 @@ pub type Progress<'a> = &'a (dyn Fn(usize) + Sync);
 /// Evaluates quantized variants of a workspace's model. The FP32 outputs and metric are
 /// computed once, at construction.
 pub struct Evaluator<'w> {
-    ws: &'w Workspace,
-    set: &'w EvalSet,
-    fp32_plan: Plan,
-    fp32_outputs: Vec<Vec<Tensor>>,
+    pub(crate) ws: &'w Workspace,
+    pub(crate) set: &'w EvalSet,
+    pub(crate) fp32_plan: Plan,
+    pub(crate) fp32_outputs: Vec<Vec<Tensor>>,
     pub fp32_metric: f64,
 }
 
@@ -67,7 +68,7 @@ impl<'w> Evaluator<'w> {
 
     /// Scores a run's outputs with the configured metric (metrics relative to FP32
     /// compare against the cached FP32 outputs).
-    fn score(&self, outputs: &[Vec<Tensor>]) -> Result<f64> {
+    pub(crate) fn score(&self, outputs: &[Vec<Tensor>]) -> Result<f64> {
         let first = |o: &[Vec<Tensor>]| o.iter().map(|s| s[0].clone()).collect::<Vec<_>>();
         let cfg = &self.set.config;
         Ok(match cfg.metric {
@@ -108,16 +109,7 @@ impl<'w> Evaluator<'w> {
     ) -> Result<EvalReport> {
         let t0 = Instant::now();
         let plan = Plan::with_options(graph, &self.ws.sample_shapes, PlanOptions { fp16 })?;
-        // Layer outputs keep their names in the quantized graph.
-        let layer_values: Vec<(ValueId, ValueId)> = self
-            .ws
-            .layers
-            .iter()
-            .filter_map(|l| {
-                let name = &l.info.output;
-                Some((self.ws.graph.find_value(name)?, graph.find_value(name)?))
-            })
-            .collect();
+        let layer_values = self.layer_values(graph);
         let fp_index: HashMap<ValueId, usize> = layer_values
             .iter()
             .enumerate()
@@ -160,8 +152,33 @@ impl<'w> Evaluator<'w> {
             totals.iter_mut().zip(&m).for_each(|(t, m)| t.merge(m));
             outputs.push(out);
         }
-        let int8 = self.score(&outputs)?;
-        let out_m = metrics::moments(&flat(&self.fp32_outputs), &flat(&outputs));
+        self.report(&outputs, &layer_values, &totals, quantized, t0)
+    }
+
+    /// Per layer of the workspace found in both graphs: its output value in the FP32
+    /// graph and in `graph` (layer outputs keep their names in the quantized graph).
+    pub(crate) fn layer_values(&self, graph: &Graph) -> Vec<(ValueId, ValueId)> {
+        self.ws
+            .layers
+            .iter()
+            .filter_map(|l| {
+                let name = &l.info.output;
+                Some((self.ws.graph.find_value(name)?, graph.find_value(name)?))
+            })
+            .collect()
+    }
+
+    /// The report of a run: `outputs` per sample, `totals` per entry of `layer_values`.
+    pub(crate) fn report(
+        &self,
+        outputs: &[Vec<Tensor>],
+        layer_values: &[(ValueId, ValueId)],
+        totals: &[Moments],
+        quantized: &dyn Fn(&str) -> bool,
+        t0: Instant,
+    ) -> Result<EvalReport> {
+        let int8 = self.score(outputs)?;
+        let out_m = metrics::moments(&flat(&self.fp32_outputs), &flat(outputs));
         let names: HashMap<&str, &str> = self
             .ws
             .layers
@@ -170,7 +187,7 @@ impl<'w> Evaluator<'w> {
             .collect();
         let layers = layer_values
             .iter()
-            .zip(&totals)
+            .zip(totals)
             .filter_map(|((f, _), m)| {
                 let name = *names.get(self.ws.graph.value_name(*f))?;
                 let l = self.ws.layers.iter().find(|l| l.info.name == name)?;
