@@ -80,6 +80,10 @@ impl Subset {
 /// Sees every value a step produces, in execution order.
 pub type Observer<'a> = dyn FnMut(ValueId, &Tensor) + 'a;
 
+/// Like `Observer`, with the value as the run holds it: keeping the `Arc` keeps the value
+/// without a copy (`run_subset`).
+pub type SharedObserver<'a> = dyn FnMut(ValueId, &Arc<Tensor>) + 'a;
+
 impl Plan {
     /// Compiles `graph` for concrete input shapes (one per graph input, in order).
     pub fn new(graph: &Graph, input_shapes: &[Vec<usize>]) -> EngineResult<Plan> {
@@ -224,7 +228,7 @@ impl Plan {
         let mut values: Vec<Option<Arc<Tensor>>> = self.constants.clone();
         self.bind_inputs(inputs, &mut values)?;
         for step in &self.steps {
-            self.run_step(step, &mut values, observer)?;
+            self.run_step(step, &mut values, &mut |v, t| observer(v, t))?;
             for v in &step.frees {
                 values[v.0] = None;
             }
@@ -249,7 +253,7 @@ impl Plan {
         &self,
         step: &Step,
         values: &mut [Option<Arc<Tensor>>],
-        observer: &mut Observer,
+        observer: &mut SharedObserver,
     ) -> EngineResult<()> {
         let outs = {
             let ins: Vec<Option<&Tensor>> = step
@@ -280,8 +284,9 @@ impl Plan {
                 if self.fp16 {
                     round_to_f16(&mut t);
                 }
+                let t = Arc::new(t);
                 observer(*v, &t);
-                values[v.0] = Some(Arc::new(t));
+                values[v.0] = Some(t);
             }
         }
         Ok(())
@@ -333,7 +338,7 @@ impl Plan {
         &self,
         subset: &Subset,
         seeds: Vec<(ValueId, Arc<Tensor>)>,
-        observer: &mut Observer,
+        observer: &mut SharedObserver,
     ) -> EngineResult<Vec<Option<Tensor>>> {
         let mut values: Vec<Option<Arc<Tensor>>> = self.constants.clone();
         for (v, t) in seeds {

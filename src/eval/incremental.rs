@@ -294,7 +294,7 @@ impl<'e, 'w> IncrementalEvaluator<'e, 'w> {
                         if !fp_want[v.0] && slot.is_none() {
                             return;
                         }
-                        let t = Arc::new(t.clone());
+                        let t = t.clone();
                         if let Some(s) = slot {
                             fp_values[s] = Some(t.clone());
                         }
@@ -333,7 +333,7 @@ impl<'e, 'w> IncrementalEvaluator<'e, 'w> {
                         }
                     }
                     if let Some(s) = new_slot_of[v.0] {
-                        held[s] = Some(Arc::new(t.clone()));
+                        held[s] = Some(t.clone());
                     }
                 })?;
                 let outputs = outputs
@@ -930,6 +930,28 @@ mod tests {
         );
         let names = ws.layer_names();
         let mid = names[names.len() / 2].clone();
+        let t = Instant::now();
+        let (sim, _) = simulate(&ws.graph, &plan, &none).unwrap();
+        let t_sim = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let qplan = Plan::with_options(&sim, &ws.sample_shapes, PlanOptions::default()).unwrap();
+        let t_plan = t.elapsed().as_secs_f64();
+        let inputs: Vec<Vec<Tensor>> = (0..ev.samples())
+            .map(|i| ev.set.data.load(i).unwrap())
+            .collect();
+        let t = Instant::now();
+        inputs.par_iter().for_each(|x| {
+            qplan.run(x.clone()).unwrap();
+        });
+        let t_q = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        inputs.par_iter().for_each(|x| {
+            ev.fp32_plan.run(x.clone()).unwrap();
+        });
+        println!(
+            "simulate {t_sim:.3} s, compile {t_plan:.3} s, simulated run {t_q:.3} s, FP32 run {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
         let never = AtomicBool::new(false);
         let mut inc = IncrementalEvaluator::new(&ev, 1 << 30);
         let mut go = |key: &str, ex: &HashSet<String>, rebase: bool, what: &str| {
