@@ -14,7 +14,10 @@ mod export;
 mod infer;
 mod inspect;
 mod progress;
+mod review;
 mod shapes;
+mod tui;
+mod tune;
 
 /// Post-training INT8 quantization of ONNX models: calibrate, simulate, measure, tune.
 #[derive(Parser, Debug)]
@@ -29,6 +32,10 @@ pub struct Cli {
     /// Print only results and errors (no progress).
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// Terminal UI: ASCII only (no braille, block or box-drawing glyphs). Also implied by
+    /// a locale that is not UTF-8.
+    #[arg(long, global = true)]
+    pub ascii: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -47,6 +54,15 @@ pub enum Command {
     Export(export::Args),
     /// Time FP32 inference of a model (median of repeated runs).
     Bench(bench::Args),
+    /// Run the tuning flow (stages 1-8) headless into a session; exit 1 if the target is missed.
+    Tune(tune::Args),
+    /// The terminal UI on a configuration: live histograms, curves, accuracy, stages.
+    Tui(tui::Args),
+    /// A saved session in the terminal UI, read-only; no model or data needed.
+    Review(review::Args),
+    /// Frame draw time of the terminal UI on a synthetic session.
+    #[command(name = "bench-tui", hide = true)]
+    BenchTui(tui::BenchArgs),
 }
 
 /// Runs the parsed command line.
@@ -61,13 +77,17 @@ pub fn run(cli: Cli) -> Result<u8> {
             .context("starting the thread pool")?;
     }
     match cli.command {
-        None => demo::run(cli.quiet),
+        None => tui::demo(cli.quiet, cli.ascii),
         Some(Command::Inspect(a)) => inspect::run(a, cli.model),
         Some(Command::Infer(a)) => infer::run(a, cli.model),
         Some(Command::Calibrate(a)) => calibrate::run(a, cli.model, cli.quiet),
         Some(Command::Eval(a)) => eval::run(a, cli.model, cli.quiet),
         Some(Command::Export(a)) => export::run(a, cli.model, cli.quiet),
         Some(Command::Bench(a)) => bench::run(a, cli.model),
+        Some(Command::Tune(a)) => tune::run(a, cli.model, cli.quiet),
+        Some(Command::Tui(a)) => tui::run(a, cli.model, cli.ascii),
+        Some(Command::Review(a)) => review::run(a, cli.ascii),
+        Some(Command::BenchTui(a)) => tui::bench(a),
     }
 }
 

@@ -253,9 +253,12 @@ impl App {
 
     /// The last stage that is not pending (its index in `StageId::ALL`).
     pub fn last_run_stage(&self) -> Option<usize> {
-        StageId::ALL
-            .iter()
-            .rposition(|&s| model::stage_state(&self.session, s) != StageState::Pending)
+        StageId::ALL.iter().rposition(|&s| {
+            !matches!(
+                model::stage_state(&self.session, s),
+                StageState::Pending | StageState::Skipped
+            )
+        })
     }
 
     /// Handles one key press; returns what the worker must do.
@@ -369,10 +372,15 @@ impl App {
         };
         self.stage_cursor += 1;
         let state = model::stage_state(&self.session, stage);
-        let pending = matches!(state, StageState::Pending | StageState::Skipped);
         let kind = JobKind::Stage(stage);
         let in_flight =
             self.queued.contains(&kind) || self.job.as_ref().is_some_and(|j| j.kind == kind);
+        // a stage left running by a cancel or a kill can be run again (it resumes)
+        let pending = match state {
+            StageState::Pending | StageState::Skipped => true,
+            StageState::Running => !in_flight,
+            _ => false,
+        };
         if !pending || in_flight {
             return vec![];
         }

@@ -250,3 +250,54 @@ pub fn fmt_duration(secs: f64) -> String {
         format!("{s}s")
     }
 }
+
+/// A session with nothing in it yet, shown until the worker has loaded the model.
+pub fn placeholder(
+    model: String,
+    config_file: Option<String>,
+    config: crate::config::RawConfig,
+) -> Session {
+    use crate::session::{Current, SESSION_FORMAT, StageRecord};
+    let metric = config
+        .evaluation
+        .as_ref()
+        .and_then(|e| e.metric)
+        .unwrap_or(crate::config::Metric::Top1);
+    let max_drop = config
+        .evaluation
+        .as_ref()
+        .and_then(|e| e.max_drop)
+        .unwrap_or(0.0);
+    Session {
+        format: SESSION_FORMAT,
+        qtune_version: env!("CARGO_PKG_VERSION").into(),
+        model,
+        model_sha256: String::new(),
+        config_file,
+        config,
+        metric,
+        max_drop,
+        eval_samples: 0,
+        fp32_metric: None,
+        layers: Vec::new(),
+        settings: Vec::new(),
+        histograms: BTreeMap::new(),
+        evaluations: Vec::new(),
+        stages: StageId::ALL
+            .iter()
+            .map(|&stage| StageRecord {
+                stage,
+                state: StageState::Pending,
+                best: None,
+                evaluations: Vec::new(),
+                evaluations_done: 0,
+                evaluations_total: 0,
+                seconds: 0.0,
+                searches: Vec::new(),
+                duplicates: 0,
+            })
+            .collect(),
+        current: Current::default(),
+        log: Vec::new(),
+    }
+}

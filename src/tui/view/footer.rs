@@ -22,8 +22,10 @@ pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(" REVIEW", t.warn()));
     }
     spans.push(sep());
-    spans.push(Span::raw(model_name));
-    spans.push(sep());
+    if area.width >= 100 || app.job.is_none() {
+        spans.push(Span::raw(model_name));
+        spans.push(sep());
+    }
     let fp32 = s.fp32_metric.map_or("-".into(), fmt_metric);
     spans.push(Span::raw(format!("{} FP32 {fp32}", s.metric.as_str())));
     if let Some(e) = model::evaluation_in_view(s).map(|i| &s.evaluations[i]) {
@@ -75,14 +77,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         let style = if m.error { t.bad() } else { t.accent() };
         Line::from(Span::styled(fit(&m.text, w, t), style))
     } else {
-        let mut spans = Vec::new();
-        let mut used = 0;
-        for (keys, word) in footer_entries(t) {
-            let n = keys.chars().count() + word.len() + 3;
-            if used + n > w {
+        // the main keys; Esc only while there is something to cancel; when too wide,
+        // the least needed go first
+        let mut entries: Vec<(String, &str)> = footer_entries(t)
+            .into_iter()
+            .filter(|(_, w)| *w != "cancel" || app.busy())
+            .collect();
+        let len = |e: &[(String, &str)]| -> usize {
+            e.iter().map(|(k, w)| k.chars().count() + w.len() + 3).sum()
+        };
+        for drop in ["filter", "config", "save", "select", "next stage"] {
+            if len(&entries) <= w {
                 break;
             }
-            used += n;
+            entries.retain(|(_, x)| *x != drop);
+        }
+        let mut spans = Vec::new();
+        for (keys, word) in entries {
             spans.push(Span::styled(format!(" {keys}"), t.key()));
             spans.push(Span::raw(format!(" {word} ")));
         }

@@ -157,9 +157,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             axis[rs + i] = ch;
         }
     }
-    let legend = match candidates {
-        Some(_) => format!("  [] chosen  {} candidates", t.glyph(Glyph::Dot)),
-        None => "  [] chosen".into(),
+    let legend = match (chosen, candidates) {
+        (Some(_), Some(_)) => format!("  [] chosen  {} candidates", t.glyph(Glyph::Dot)),
+        (Some(_), None) => "  [] chosen".into(),
+        _ => String::new(),
     };
     let mid: String = axis.iter().collect();
     let mid = overlay_center(&mid, &legend, left.len() + 1, rs);
