@@ -1,0 +1,307 @@
+//! The worker thread: owns the workspace, the evaluator and the tuner (they borrow one
+//! another, so all are made inside the thread), runs one command at a time and reports
+//! through the UI's event channel. Esc sets the shared cancel flag; the running call then
+//! returns `Error::Cancelled` and the worker drops the jobs queued behind it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::event::{Event, JobEvent, JobKind, Phase};
+use crate::calib::DisplayHistogram;
+use crate::config::Config;
+use crate::error::Error;
+use crate::eval::Evaluator;
+use crate::session::{self, Session, StageId, StageState};
+use crate::tune::{Observer, Tuner, Work};
+use crate::workspace::Workspace;
+
+/// What the UI sends the worker.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkerCmd {
+    RunStage(StageId),
+    Toggle(String),
+    Save,
+    Quit,
+}
+
+/// How to start a worker.
+#[derive(Clone, Debug)]
+pub struct Start {
+    pub config: PathBuf,
+    pub session_path: PathBuf,
+    /// The session to continue (else the file at `session_path` when it exists, else new).
+    pub session: Option<Session>,
+    /// Reset this stage and the later ones first (after a configuration change).
+    pub reset: Option<StageId>,
+    /// Run this stage once loaded, unless it already finished.
+    pub run: Option<StageId>,
+}
+
+/// The UI's handle on the worker.
+pub struct WorkerHandle {
+    tx: Sender<WorkerCmd>,
+    pub cancel: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, cmd: WorkerCmd) {
+        let _ = self.tx.send(cmd);
+    }
+
+    /// Cancels the job in flight.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Cancels, asks the worker to save and stop, and waits up to `wait` for it.
+    pub fn stop(mut self, wait: Duration) {
+        self.cancel();
+        self.send(WorkerCmd::Quit);
+        if let Some(j) = self.join.take() {
+            let t0 = Instant::now();
+            while !j.is_finished() && t0.elapsed() < wait {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if j.is_finished() {
+                let _ = j.join();
+            }
+        }
+    }
+}
+
+/// Starts a worker reporting into `events`.
+pub fn spawn(start: Start, events: Sender<Event>) -> WorkerHandle {
+    let (tx, rx) = channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let join = std::thread::Builder::new()
+        .name("qtune-worker".into())
+        .spawn(move || {
+            let out = Out::new(events);
+            if let Err(e) = work(start, &rx, flag, &out) {
+                out.send(JobEvent::Error(one_line(&e)));
+            }
+            out.send(JobEvent::Exited);
+        })
+        .expect("spawning the worker thread");
+    WorkerHandle {
+        tx,
+        cancel,
+        join: Some(join),
+    }
+}
+
+fn one_line(e: &Error) -> String {
+    e.to_string()
+}
+
+/// The event sender, with throttling for the chatty callbacks.
+struct Out {
+    tx: Sender<Event>,
+    last_progress: Mutex<Instant>,
+    last_hist: Mutex<Instant>,
+}
+
+impl Out {
+    fn new(tx: Sender<Event>) -> Out {
+        let past = Instant::now() - Duration::from_secs(1);
+        Out {
+            tx,
+            last_progress: Mutex::new(past),
+            last_hist: Mutex::new(past),
+        }
+    }
+
+    fn send(&self, e: JobEvent) {
+        let _ = self.tx.send(Event::Job(e));
+    }
+
+    /// True at most every `every` (and always when `force`).
+    fn due(slot: &Mutex<Instant>, every: Duration, force: bool) -> bool {
+        let mut last = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if force || last.elapsed() >= every {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn progress(&self, phase: Phase, done: usize, total: usize) {
+        let force = done == 0 || done >= total;
+        if Self::due(&self.last_progress, Duration::from_millis(50), force) {
+            self.send(JobEvent::Progress { phase, done, total });
+        }
+    }
+}
+
+impl Observer for Out {
+    fn changed(&self, session: &Session) {
+        self.send(JobEvent::Snapshot(Box::new(session.clone())));
+    }
+
+    fn progress(&self, work: Work, done: usize, total: usize) {
+        let phase = match work {
+            Work::Calibrating => Phase::Calibrating,
+            Work::Searching => Phase::Searching,
+            Work::Evaluating => Phase::Evaluating,
+        };
+        Out::progress(self, phase, done, total);
+    }
+
+    fn histograms(&self, batch_count: usize, h: &BTreeMap<String, DisplayHistogram>) {
+        if Self::due(&self.last_hist, Duration::from_millis(200), false) {
+            self.send(JobEvent::LiveHistograms {
+                batch_count,
+                histograms: Box::new(h.clone()),
+            });
+        }
+    }
+}
+
+fn work(
+    start: Start,
+    rx: &Receiver<WorkerCmd>,
+    cancel: Arc<AtomicBool>,
+    out: &Out,
+) -> crate::Result<()> {
+    out.send(JobEvent::Started(JobKind::Load));
+    out.progress(Phase::Loading, 0, 1);
+    let config = Config::load(&start.config)?;
+    let ws = Workspace::open(config)?;
+    let n = ws.eval.as_ref().map_or(0, |e| e.data.len());
+    out.progress(Phase::Fp32, 0, n);
+    let fp32_progress = |d: usize| out.progress(Phase::Fp32, d, n);
+    let ev = Evaluator::new(&ws, &fp32_progress)?;
+    let mut session = match start.session {
+        Some(s) => Some(s),
+        None if start.session_path.exists() => Some(session::load(&start.session_path)?),
+        None => None,
+    };
+    if let Some(s) = &session
+        && s.model_sha256 != ws.model.sha256
+    {
+        if start.reset.is_some() {
+            // a configuration change to another model: a new session
+            session = None;
+        } else {
+            session::check_model(s, &start.session_path, &ws.model.sha256, false)?;
+        }
+    }
+    let mut tuner = Tuner::new(&ws, &ev, session, Some(start.session_path.clone()))?;
+    tuner.cancel = cancel.clone();
+    if let Some(stage) = start.reset {
+        tuner.reset_from(stage);
+    }
+    tuner.save()?;
+    out.send(JobEvent::Snapshot(Box::new(tuner.session.clone())));
+    out.send(JobEvent::Finished(JobKind::Load));
+    if let Some(stage) = start.run {
+        let state = tuner.session.stage(stage).state;
+        if !matches!(state, StageState::Met | StageState::Missed) {
+            run_stage(&mut tuner, stage, out);
+        }
+    }
+    loop {
+        let cmd = match rx.recv() {
+            Ok(c) => c,
+            Err(_) => break,
+        };
+        let cancelled_before = cancel.swap(false, Ordering::SeqCst);
+        let _ = cancelled_before;
+        match cmd {
+            WorkerCmd::RunStage(stage) => {
+                if !run_stage(&mut tuner, stage, out) && drain(rx) {
+                    break;
+                }
+            }
+            WorkerCmd::Toggle(layer) => {
+                if !toggle(&mut tuner, &layer, out) && drain(rx) {
+                    break;
+                }
+            }
+            WorkerCmd::Save => {
+                tuner.save()?;
+                out.send(JobEvent::Saved(start.session_path.clone()));
+            }
+            WorkerCmd::Quit => break,
+        }
+    }
+    tuner.save()?;
+    Ok(())
+}
+
+/// After a cancel: drops the queued jobs; true when a Quit was among them.
+fn drain(rx: &Receiver<WorkerCmd>) -> bool {
+    let mut quit = false;
+    while let Ok(c) = rx.try_recv() {
+        quit |= c == WorkerCmd::Quit;
+    }
+    quit
+}
+
+/// Runs a job; false when it was cancelled.
+fn job(
+    tuner: &mut Tuner,
+    kind: JobKind,
+    out: &Out,
+    f: impl FnOnce(&mut Tuner) -> crate::Result<()>,
+) -> bool {
+    tuner.cancel.store(false, Ordering::SeqCst);
+    out.send(JobEvent::Started(kind.clone()));
+    let r = f(tuner);
+    let _ = tuner.save();
+    out.send(JobEvent::Snapshot(Box::new(tuner.session.clone())));
+    match r {
+        Ok(()) => {
+            out.send(JobEvent::Finished(kind));
+            true
+        }
+        Err(Error::Cancelled) => {
+            tuner.cancel.store(false, Ordering::SeqCst);
+            out.send(JobEvent::Cancelled(kind));
+            false
+        }
+        Err(e) => {
+            out.send(JobEvent::Error(format!(
+                "{}: {}",
+                kind.label(),
+                one_line(&e)
+            )));
+            true
+        }
+    }
+}
+
+fn run_stage(tuner: &mut Tuner, stage: StageId, out: &Out) -> bool {
+    job(tuner, JobKind::Stage(stage), out, |t| {
+        t.run_stage(stage, out)
+    })
+}
+
+fn toggle(tuner: &mut Tuner, layer: &str, out: &Out) -> bool {
+    job(tuner, JobKind::Toggle(layer.to_string()), out, |t| {
+        let before = t
+            .session
+            .current
+            .evaluation
+            .and_then(|i| t.session.evaluations.get(i))
+            .map(|e| e.metric());
+        let excluded = !t.session.current.exclude.iter().any(|x| x == layer);
+        let i = t.toggle(layer, out)?;
+        out.send(JobEvent::Toggled {
+            layer: layer.to_string(),
+            excluded,
+            before,
+            after: t.session.evaluations[i].metric(),
+            evaluation: i,
+        });
+        Ok(())
+    })
+}
