@@ -11,6 +11,7 @@ pub mod ir;
 pub mod onnx;
 pub mod quant;
 pub mod session;
+pub mod tune;
 pub mod tui;
 pub mod util;
 pub mod workspace;

@@ -64,7 +64,44 @@ pub fn calibrate_model(
         Prepared::Search(s) => Some(s.run(params.divergence)),
         _ => None,
     };
-    let (case, lo, hi) = match (&prepared, &searched) {
+    Ok(assemble(
+        model,
+        params,
+        params.divergence,
+        &prepared,
+        searched,
+    ))
+}
+
+/// [`calibrate_model`] for each divergence type of [`DivergenceType::ALL`] at once (the
+/// `type` of `params` is ignored): one candidate construction serves all three curves.
+pub fn calibrate_model_all_types(
+    model: &TensorModel,
+    params: &SearchParams,
+) -> Result<[ActivationParams; 3], CalibError> {
+    let prepared = prepare(model, params)?;
+    let curves = match &prepared {
+        Prepared::Search(s) => Some(s.curves()),
+        _ => None,
+    };
+    Ok(DivergenceType::ALL.map(|kind| {
+        let searched = match (&prepared, &curves) {
+            (Prepared::Search(s), Some(c)) => Some(s.finish(c[kind.index()].clone())),
+            _ => None,
+        };
+        assemble(model, params, kind, &prepared, searched)
+    }))
+}
+
+/// The parameters of one tensor from a prepared search and its result.
+fn assemble(
+    model: &TensorModel,
+    params: &SearchParams,
+    kind: DivergenceType,
+    prepared: &Prepared,
+    searched: Option<SearchResult>,
+) -> ActivationParams {
+    let (case, lo, hi) = match (prepared, &searched) {
         (_, Some(r)) => {
             let (lo, hi) = r.range();
             (CalibCase::Searched, lo, hi)
@@ -73,9 +110,9 @@ pub fn calibrate_model(
         _ => (CalibCase::AllZero, 0.0, 0.0),
     };
     let q = ActivationQuant::from_range(params.algo, lo, hi);
-    Ok(ActivationParams {
+    ActivationParams {
         algo: params.algo,
-        divergence_type: params.divergence,
+        divergence_type: kind,
         bin: params.effective_bin(),
         case,
         lo,
@@ -91,7 +128,7 @@ pub fn calibrate_model(
         }),
         nan_count: model.nan,
         inf_count: model.inf,
-    })
+    }
 }
 
 /// The divergence curves of all three types for the candidates of `params` (its `type` is
@@ -109,4 +146,43 @@ pub fn divergence_curves(
         }),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_types_at_once_equals_one_search_per_type() {
+        let mut c = Collector::new();
+        // A skewed, heavy-tailed batch: the three types choose differently.
+        let data: Vec<f32> = (0..20_000)
+            .map(|i| {
+                let x = ((i * 7919) % 10_007) as f32 / 10_007.0;
+                if i % 97 == 0 { 8.0 * x } else { x * x - 0.2 }
+            })
+            .collect();
+        c.update(&data);
+        let model = TensorModel::new(&c);
+        for algo in [QuantizeAlgo::HalfOffset, QuantizeAlgo::NonOffset] {
+            let base = SearchParams {
+                algo,
+                start_ratio: 0.3,
+                end_ratio: 1.7,
+                ..SearchParams::default()
+            };
+            let all = calibrate_model_all_types(&model, &base).unwrap();
+            for kind in DivergenceType::ALL {
+                let one = calibrate_model(
+                    &model,
+                    &SearchParams {
+                        divergence: kind,
+                        ..base
+                    },
+                )
+                .unwrap();
+                assert_eq!(all[kind.index()], one, "{kind:?}");
+            }
+        }
+    }
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use crate::calib::{
-    CalibError, Collector, DISPLAY_BINS, DisplayHistogram, SearchParams, TensorModel, WeightQuant,
-    WeightType, calibrate_model, weight_quant,
+    ActivationParams, CalibError, Collector, DISPLAY_BINS, DisplayHistogram, SearchParams,
+    TensorModel, WeightQuant, WeightType, calibrate_model, calibrate_model_all_types, weight_quant,
 };
 use crate::data::dataset::Dataset;
 use crate::engine::Plan;
@@ -168,6 +168,9 @@ pub fn build_plan(
     PlanBuilder::new(stats).build(layers, search, weight_type, &weights)
 }
 
+/// Per activation: its parameters for each divergence type, or why it stays float.
+pub type AllTypes = Vec<(String, Result<[ActivationParams; 3], CalibError>)>;
+
 /// Builds plans for many search settings from one collection: the per-tensor models the
 /// searches run on are made once.
 pub struct PlanBuilder {
@@ -196,11 +199,33 @@ impl PlanBuilder {
         weight_type: WeightType,
         weights: &BTreeMap<String, WeightQuant>,
     ) -> Result<QuantPlan, QuantError> {
-        let results: Vec<(String, Result<_, CalibError>)> = self
+        let results = self
             .models
             .par_iter()
             .map(|(name, m)| (name.clone(), calibrate_model(m, search)))
             .collect();
+        self.assemble(layers, search, weight_type, weights, results)
+    }
+
+    /// Every activation calibrated for all three divergence types of
+    /// [`crate::calib::DivergenceType::ALL`] at once (`search.divergence` is ignored); pick
+    /// one with [`PlanBuilder::assemble`].
+    pub fn search_all_types(&self, search: &SearchParams) -> AllTypes {
+        self.models
+            .par_iter()
+            .map(|(name, m)| (name.clone(), calibrate_model_all_types(m, search)))
+            .collect()
+    }
+
+    /// A plan from calibration results (one per activation).
+    pub fn assemble(
+        &self,
+        layers: &[LayerRef],
+        search: &SearchParams,
+        weight_type: WeightType,
+        weights: &BTreeMap<String, WeightQuant>,
+        results: Vec<(String, Result<ActivationParams, CalibError>)>,
+    ) -> Result<QuantPlan, QuantError> {
         let mut activations = BTreeMap::new();
         let mut uncalibrated = BTreeMap::new();
         for (name, r) in results {

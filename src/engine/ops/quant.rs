@@ -11,9 +11,10 @@
 //! takes uint8, int8 and int32 (biases, zero point 0).
 //!
 //! Each element is one pass of a fused loop: divide, clamp to the range shifted by the
-//! zero point, round (an add/subtract of 1.5·2²³, ties to even, exact after the clamp),
-//! add the zero point, convert. Clamping before rounding equals rounding first because
-//! the bounds are integers. The loop vectorizes and large tensors split across rayon.
+//! zero point, round (add 1.5·2²³ and read the integer from the mantissa: ties to even,
+//! exact after the clamp), add the zero point, convert. Clamping before rounding equals
+//! rounding first because the bounds are integers. No saturating float → int cast, so
+//! the loop vectorizes; large tensors split across rayon.
 
 mod layout;
 
@@ -23,7 +24,7 @@ use crate::ir::tensor::onnx_type_name;
 use crate::ir::{DType, Facts, Tensor};
 
 use super::elementwise::kernel::{array, build_vec, data};
-use super::elementwise::math::round_small_f32;
+use super::elementwise::math::round_small_to_i32;
 use super::{BuildCtx, BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
 use layout::{Layout, Params};
 
@@ -359,7 +360,7 @@ impl QType for i32 {
 fn quantize_one<Q: QType>(x: f32, s: f32, zp: i32) -> Q {
     let (lo, hi) = ((Q::MIN - zp) as f32, (Q::MAX - zp) as f32);
     let v = (x / s).max(lo).min(hi);
-    Q::from_i32(round_small_f32(v) as i32 + zp)
+    Q::from_i32(round_small_to_i32(v) + zp)
 }
 
 /// QuantizeLinear over the whole tensor.

@@ -1,0 +1,237 @@
+//! `qtune tune -c CONFIG --session S [--json]`: the whole flow, headless, autosaved.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use qtune::session::{self, Session, StageState};
+use qtune::tune::{Observer, Tuner, Work};
+
+use super::calibrate::open;
+use super::progress::Bar;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The configuration file (YAML; see configs/template.yaml, section `tune:`).
+    #[arg(short, long, value_name = "CONFIG")]
+    pub config: PathBuf,
+    /// The session file: created, or resumed when it exists (saved after every evaluation).
+    #[arg(long, value_name = "S")]
+    pub session: PathBuf,
+    /// Reuse a session made for another model.
+    #[arg(long)]
+    pub force: bool,
+    /// Keep going after a stage meets the target, looking for a better result.
+    #[arg(long = "continue")]
+    pub continue_after_target: bool,
+    /// Memory budget of the re-evaluation caches, in MiB (overrides tune.cache_memory_mb).
+    #[arg(long, value_name = "MIB")]
+    pub cache_mb: Option<usize>,
+    /// Machine-readable output (schema in README.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Progress bars on stderr (on a terminal), one per piece of work.
+struct Progress {
+    quiet: bool,
+    bar: Mutex<Option<(Work, usize, Bar)>>,
+}
+
+impl Observer for Progress {
+    fn progress(&self, work: Work, done: usize, total: usize) {
+        let Ok(mut slot) = self.bar.lock() else {
+            return;
+        };
+        let fresh = !matches!(&*slot, Some((w, t, _)) if *w == work && *t == total);
+        if fresh {
+            if let Some((_, _, b)) = slot.take() {
+                b.finish();
+            }
+            let what = match work {
+                Work::Calibrating => "calibrating",
+                Work::Searching => "settings",
+                Work::Evaluating => "evaluating",
+            };
+            *slot = Some((work, total, Bar::new(self.quiet, total, what)));
+        }
+        if let Some((_, _, b)) = &*slot {
+            b.set(done);
+        }
+    }
+}
+
+pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
+    let mut ws = open(&args.config, model)?;
+    if args.continue_after_target {
+        ws.config.tune.continue_after_target = true;
+    }
+    if let Some(mb) = args.cache_mb {
+        ws.config.tune.cache_bytes = mb << 20;
+    }
+    let resumed = if args.session.exists() {
+        let s = session::load(&args.session)?;
+        session::check_model(&s, &args.session, &ws.model.sha256, args.force)?;
+        Some(s)
+    } else {
+        None
+    };
+    let n = ws.eval.as_ref().map_or(0, |e| e.data.len());
+    let bar = Bar::new(quiet, n, "FP32");
+    let ev = qtune::eval::Evaluator::new(&ws, &|i| bar.set(i)).context("FP32 evaluation")?;
+    bar.finish();
+    let was_resumed = resumed.is_some();
+    let mut tuner = Tuner::new(&ws, &ev, resumed, Some(args.session.clone()))?;
+    tuner.session.log(if was_resumed {
+        "resumed by qtune tune"
+    } else {
+        "started by qtune tune"
+    });
+    let obs = Progress {
+        quiet,
+        bar: Mutex::new(None),
+    };
+    let outcome = tuner.run_flow(&obs)?;
+    if let Some((_, _, b)) = obs.bar.lock().ok().and_then(|mut s| s.take()) {
+        b.finish();
+    }
+    let s = &tuner.session;
+    let met = outcome.met_stage.is_some();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary(s, &args.session, &outcome))?
+        );
+    } else {
+        print_table(s, &outcome);
+    }
+    Ok(if met { 0 } else { 1 })
+}
+
+/// The `--json` document (schema in README.md).
+fn summary(
+    s: &Session,
+    path: &std::path::Path,
+    outcome: &qtune::tune::FlowOutcome,
+) -> serde_json::Value {
+    let eval_json = |i: usize| {
+        let e = &s.evaluations[i];
+        json!({
+            "evaluation": i,
+            "setting": e.setting.map(|k| s.settings[k].setting),
+            "exclude_op": e.exclude,
+            "fp16": e.fp16,
+            "int8": e.report.int8,
+            "delta": e.report.delta,
+            "target_met": e.report.target_met,
+        })
+    };
+    json!({
+        "session": path.display().to_string(),
+        "model": s.model,
+        "metric": s.metric.as_str(),
+        "fp32": s.fp32_metric,
+        "max_drop": s.max_drop,
+        "target_met": outcome.met_stage.is_some(),
+        "met_stage": outcome.met_stage.map(|m| m.step()),
+        "result": outcome.chosen.map(eval_json),
+        "stages": s.stages.iter().map(|r| json!({
+            "step": r.stage.step(),
+            "name": r.stage.title(),
+            "state": r.state,
+            "evaluations": r.evaluations_done,
+            "total": r.evaluations_total,
+            "duplicates": r.duplicates,
+            "seconds": r.seconds,
+            "best": r.best.map(eval_json),
+            "exclude_searches": r.searches,
+        })).collect::<Vec<_>>(),
+        "evaluations_run": s.evaluations.len(),
+    })
+}
+
+fn print_table(s: &Session, outcome: &qtune::tune::FlowOutcome) {
+    let fp32 = s.fp32_metric.unwrap_or(f64::NAN);
+    println!(
+        "metric {} · FP32 {fp32:.4} · target: drop at most {}",
+        s.metric.as_str(),
+        s.max_drop
+    );
+    println!(
+        "{:<5} {:<42} {:<8} {:>9} {:>8} {:>7} {:>8}",
+        "step", "stage", "state", "metric", "delta", "evals", "time"
+    );
+    for r in &s.stages {
+        let state = match r.state {
+            StageState::Pending => "pending",
+            StageState::Running => "stopped",
+            StageState::Met => "MET",
+            StageState::Missed => "missed",
+            StageState::Skipped => "skipped",
+        };
+        let (metric, delta) = r.best.map_or((String::new(), String::new()), |b| {
+            let e = &s.evaluations[b].report;
+            (format!("{:.4}", e.int8), format!("{:+.4}", e.delta))
+        });
+        let evals = if r.evaluations_total > 0 {
+            format!("{}/{}", r.evaluations_done, r.evaluations_total)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<5} {:<42} {:<8} {:>9} {:>8} {:>7} {:>7.1}s",
+            r.stage.step(),
+            r.stage.title(),
+            state,
+            metric,
+            delta,
+            evals,
+            r.seconds
+        );
+        if let Some(b) = r.best.and_then(|b| s.evaluations[b].setting) {
+            println!("      best setting: {}", s.settings[b].setting.label());
+        }
+        if r.duplicates > 0 {
+            println!(
+                "      {} setting(s) quantized identically to an earlier one: evaluated once",
+                r.duplicates
+            );
+        }
+        for x in &r.searches {
+            println!(
+                "      {:<15} {:>4} evaluations → {} layer(s) excluded, metric {:.4}{}",
+                x.strategy,
+                x.evaluations,
+                x.exclude.len(),
+                x.metric,
+                if x.target_met { " (target met)" } else { "" }
+            );
+        }
+    }
+    match outcome.chosen {
+        Some(i) => {
+            let e = &s.evaluations[i];
+            match outcome.met_stage {
+                Some(m) => println!("target met at stage {}", m.step()),
+                None => println!("target NOT met; the best result found:"),
+            }
+            if let Some(k) = e.setting {
+                println!("setting:    {}", s.settings[k].setting.label());
+            }
+            println!(
+                "metric:     {:.4} (delta {:+.4}){}",
+                e.report.int8,
+                e.report.delta,
+                if e.fp16 {
+                    ", FP16, nothing quantized"
+                } else {
+                    ""
+                }
+            );
+            println!("exclude_op: {:?}", e.exclude);
+        }
+        None => println!("no evaluation ran"),
+    }
+}

@@ -1,0 +1,255 @@
+//! `qtune tune` end to end: the flow on the demo, sessions that survive SIGKILL and
+//! resume to the same result, and sessions refused for another model.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn qtune(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qtune"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run qtune")
+}
+
+/// A demo config over a small evaluation subset (the first `n` images) and a small
+/// stage 5 grid, with `extra` YAML appended under `tune:`. `all_stages`: continue past
+/// the target, so every stage runs.
+fn small_config(dir: &Path, n: usize, all_stages: bool, extra: &str) -> PathBuf {
+    let eval = dir.join("eval");
+    std::fs::create_dir_all(&eval).unwrap();
+    let src = root().join("assets/demo/eval");
+    let labels = std::fs::read_to_string(src.join("labels.txt")).unwrap();
+    let mut kept = String::new();
+    for line in labels.lines().take(n) {
+        let file = line.split_whitespace().next().unwrap();
+        std::fs::copy(src.join(file), eval.join(file)).unwrap();
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    std::fs::write(eval.join("labels.txt"), kept).unwrap();
+    let a = root().join("assets/demo");
+    let text = format!(
+        "model: {m}\nbatch_count: 4\npreprocess_parameter:\n  - input_file_path: {c}\n    mean_value: [127.5]\n    standard_deviation: [127.5]\n    resize: keep_ratio_pad\n    size: [48, 192]\nevaluation:\n  input_file_path: {e}\n  labels: {e}/labels.txt\n  classes: [\"0\", \"180\"]\n  metric: top1\n  max_drop: 0.01\ntune:\n  continue_after_target: {all_stages}\n  exclude_search: ranked\n  grid:\n    quantize_algo: [HALF_OFFSET, NON_OFFSET]\n    weight_type: [VECTOR_TYPE]\n    bin: [100, 150]\n    type: [KL, JSD]\n    ratios: [[0.7, 1.3, 0.01]]\n    max_percentile: [1.0]\n    batch_count: [4, 8]\n{extra}",
+        m = a.join("ppocr-cls.onnx").display(),
+        c = a.join("calib").display(),
+        e = eval.display(),
+    );
+    let path = dir.join("tune.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The parts of a `--json` summary that must not depend on interruptions.
+fn outcome(v: &Value) -> Value {
+    let stages: Vec<Value> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "step": s["step"], "state": s["state"], "evaluations": s["evaluations"],
+                "duplicates": s["duplicates"],
+                "best": s["best"].get("int8"), "exclude": s["best"].get("exclude_op"),
+                "setting": s["best"].get("setting"), "searches": s["exclude_searches"],
+            })
+        })
+        .collect();
+    serde_json::json!({ "result": v["result"], "met": v["target_met"], "stages": stages })
+}
+
+#[test]
+fn the_demo_flow_meets_the_target_at_stage_1_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("demo.session.json");
+    let out = qtune(&[
+        "tune",
+        "-c",
+        "configs/default.yaml",
+        "--session",
+        s.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["met_stage"], 1);
+    let session: Value = serde_json::from_slice(&std::fs::read(&s).unwrap()).unwrap();
+    assert_eq!(session["stages"][0]["state"], "met");
+    assert_eq!(session["stages"][1]["state"], "skipped");
+    assert_eq!(session["evaluations"].as_array().unwrap().len(), 1);
+    let e = &session["evaluations"][0];
+    assert_eq!(e["report"]["samples"], 300);
+    assert!(e["report"]["int8"].as_f64().unwrap() > 0.97);
+}
+
+#[test]
+fn sigkill_during_stage_5_then_resume_ends_like_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 60, true, "");
+    let cfg = cfg.to_str().unwrap();
+    let whole = dir.path().join("whole.json");
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg,
+        "--session",
+        whole.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.code().unwrap() <= 1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = outcome(&json_of(&out));
+
+    let killed = dir.path().join("killed.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qtune"))
+        .args([
+            "tune",
+            "-c",
+            cfg,
+            "--session",
+            killed.to_str().unwrap(),
+            "--quiet",
+        ])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill as soon as stage 5 has finished one evaluation.
+    let t0 = Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "stage 5 never started"
+        );
+        if let Ok(bytes) = std::fs::read(&killed)
+            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            && v["stages"][2]["evaluations_done"].as_u64().unwrap_or(0) >= 1
+        {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            panic!("qtune ended before it could be killed in stage 5");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial: Value = serde_json::from_slice(&std::fs::read(&killed).unwrap()).unwrap();
+    assert_eq!(partial["stages"][2]["state"], "running");
+
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg,
+        "--session",
+        killed.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.code().unwrap() <= 1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(outcome(&json_of(&out)), expected);
+}
+
+#[test]
+fn a_session_of_another_model_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 8, false, "");
+    let s = dir.path().join("s.json");
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--session",
+        s.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.code().unwrap() <= 1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&s).unwrap()).unwrap();
+    v["model_sha256"] = "0123456789abcdef".into();
+    std::fs::write(&s, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--session",
+        s.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another model") && err.contains("--force"),
+        "{err}"
+    );
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--session",
+        s.to_str().unwrap(),
+        "--quiet",
+        "--force",
+    ]);
+    assert!(
+        out.status.code().unwrap() <= 1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_corrupt_session_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 4, false, "");
+    let s = dir.path().join("s.json");
+    std::fs::write(&s, b"{\"format\": 1, \"trunc").unwrap();
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--session",
+        s.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a qtune session"), "{err}");
+    // The user's file is left as it was.
+    assert_eq!(std::fs::read(&s).unwrap(), b"{\"format\": 1, \"trunc");
+}
