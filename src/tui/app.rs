@@ -367,6 +367,15 @@ impl App {
     }
 
     fn next_stage(&mut self) -> Vec<Command> {
+        // the stage in view was interrupted (cancel, kill): n resumes it
+        let here = StageId::ALL[self.stage_cursor.min(StageId::ALL.len() - 1)];
+        if !self.review
+            && !self.busy()
+            && model::stage_state(&self.session, here) == StageState::Running
+        {
+            self.queued.push(JobKind::Stage(here));
+            return vec![Command::RunStage(here)];
+        }
         let Some(&stage) = StageId::ALL.get(self.stage_cursor + 1) else {
             return vec![];
         };

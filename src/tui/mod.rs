@@ -11,7 +11,6 @@ pub mod run;
 pub mod terminal;
 pub mod theme;
 pub mod view;
-#[path = "worker_stub.rs"]
 pub mod worker;
 
 pub use app::{App, Command};

@@ -276,6 +276,13 @@ fn n_and_p_step_through_stages_and_n_runs_a_new_one() {
         a.handle_key(ch('n')),
         vec![Command::RunStage(StageId::Traverse)]
     );
+    let mut a = App::new(fixture::running(20), Theme::PLAIN);
+    assert_eq!(a.stage_cursor, 2);
+    assert_eq!(
+        a.handle_key(ch('n')),
+        vec![Command::RunStage(StageId::Traverse)]
+    );
+    assert_eq!(a.stage_cursor, 2, "resumes the stage in view");
     // a fresh session: n from stage 1 runs stage 3
     let mut a = App::new(fixture::fresh(5), Theme::PLAIN);
     a.session.stage_mut(StageId::Calibrate).state = StageState::Missed;

@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::tui::app::App;
-use crate::tui::keymap::{Mode, footer_entries};
+use crate::tui::keymap::{KEYMAP, Mode, footer_entries, keys_label};
 use crate::tui::model::{self, fmt_delta, fmt_metric};
 use crate::tui::theme::{Glyph, fit};
 
@@ -73,6 +73,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::raw(format!("{}_", app.filter)),
             Span::styled("  (Enter keep, Esc clear)", t.dim()),
         ])
+    } else if matches!(app.mode, Mode::Editor | Mode::ConfirmQuit) {
+        let mut spans = Vec::new();
+        for b in KEYMAP.iter().filter(|b| b.mode == app.mode) {
+            spans.push(Span::styled(format!(" {}", keys_label(b, t)), t.key()));
+            spans.push(Span::raw(format!(" {} ", b.help)));
+        }
+        Line::from(spans)
     } else if let Some(m) = &app.message {
         let style = if m.error { t.bad() } else { t.accent() };
         Line::from(Span::styled(fit(&m.text, w, t), style))

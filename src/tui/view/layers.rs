@@ -76,7 +76,7 @@ impl Columns {
         let cos = w >= 64;
         let fixed = 2 + 8 + 6 + 6 + 5 + if cos { 9 } else { 0 };
         let rest = w.saturating_sub(fixed);
-        let bar = (rest / 4).clamp(4, 16);
+        let bar = (rest / 4).clamp(8, 16);
         Columns {
             name: rest.saturating_sub(bar + 1).max(6),
             bar,

@@ -39,7 +39,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             Span::styled(format!("{mark} "), style),
             Span::raw(format!("{name:<24} ")),
         ];
-        if state == StageState::Running {
+        let in_flight = app
+            .job
+            .as_ref()
+            .is_some_and(|j| j.kind == JobKind::Stage(*st));
+        if state == StageState::Running && !in_flight && !app.busy() {
+            // left running by a cancel or a kill: running it again resumes it
+            let r = rec.expect("running stage has a record");
+            spans.push(Span::styled(
+                format!(
+                    "interrupted at {}/{} (n resumes)",
+                    r.evaluations_done, r.evaluations_total
+                ),
+                t.warn(),
+            ));
+        } else if state == StageState::Running {
             let r = rec.expect("running stage has a record");
             let bar_w = w.saturating_sub(56).clamp(6, 20);
             let frac = r.evaluations_done as f64 / r.evaluations_total.max(1) as f64;
