@@ -33,6 +33,9 @@ pub struct Session {
     pub eval_samples: usize,
     /// The FP32 model's metric on the evaluation set (once measured).
     pub fp32_metric: Option<f64>,
+    /// The shape of one sample per model input (what the model was prepared for).
+    #[serde(default)]
+    pub sample_shapes: Vec<Vec<usize>>,
     /// The quantizable layers, in graph order.
     pub layers: Vec<LayerInfo>,
     /// Every calibration setting tried; `Evaluation::setting` indexes this.

@@ -287,6 +287,7 @@ pub fn session(n: usize) -> Session {
     )
     .expect("fixture config");
     Session {
+        sample_shapes: Vec::new(),
         format: SESSION_FORMAT,
         qtune_version: "0.1.0".into(),
         model: "/data/models/ppocr-cls.onnx".into(),

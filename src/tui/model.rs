@@ -269,6 +269,7 @@ pub fn placeholder(
         .and_then(|e| e.max_drop)
         .unwrap_or(0.0);
     Session {
+        sample_shapes: Vec::new(),
         format: SESSION_FORMAT,
         qtune_version: env!("CARGO_PKG_VERSION").into(),
         model,

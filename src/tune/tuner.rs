@@ -359,6 +359,7 @@ pub fn new_session(ws: &Workspace, ev: &Evaluator) -> Session {
         max_drop: eval.map_or(0.0, |e| e.config.max_drop),
         eval_samples: ev.samples(),
         fp32_metric: Some(ev.fp32_metric),
+        sample_shapes: ws.sample_shapes.clone(),
         layers: ws
             .layers
             .iter()
