@@ -88,5 +88,7 @@ fn template_documents_every_key() {
             "template lacks `{key}`"
         );
     }
-    load("template.yaml");
+    let t = load("template.yaml");
+    // The documented `tune:` values are the defaults (nothing in the template is a tweak).
+    assert_eq!(t.tune, qtune::config::tune::TuneConfig::default());
 }
