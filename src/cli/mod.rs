@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_tune;
 mod calibrate;
 mod demo;
 mod eval;
@@ -54,6 +55,9 @@ pub enum Command {
     Export(export::Args),
     /// Time FP32 inference of a model (median of repeated runs).
     Bench(bench::Args),
+    /// Time exclude_op toggles (incremental re-evaluation) on a configuration.
+    #[command(name = "bench-tune")]
+    BenchTune(bench_tune::Args),
     /// Run the tuning flow (stages 1-8) headless into a session; exit 1 if the target is missed.
     Tune(tune::Args),
     /// The terminal UI on a configuration: live histograms, curves, accuracy, stages.
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Some(Command::Eval(a)) => eval::run(a, cli.model, cli.quiet),
         Some(Command::Export(a)) => export::run(a, cli.model, cli.quiet),
         Some(Command::Bench(a)) => bench::run(a, cli.model),
+        Some(Command::BenchTune(a)) => bench_tune::run(a, cli.model),
         Some(Command::Tune(a)) => tune::run(a, cli.model, cli.quiet),
         Some(Command::Tui(a)) => tui::run(a, cli.model, cli.ascii),
         Some(Command::Review(a)) => review::run(a, cli.ascii),

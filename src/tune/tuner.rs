@@ -72,6 +72,9 @@ pub struct Tuner<'e, 'w> {
     pub session: Session,
     path: Option<PathBuf>,
     pub cancel: Arc<AtomicBool>,
+    /// Find earlier evaluations of the same state instead of running them again (the
+    /// default; benchmarks turn it off).
+    pub reuse: bool,
 }
 
 impl<'e, 'w> Tuner<'e, 'w> {
@@ -96,6 +99,7 @@ impl<'e, 'w> Tuner<'e, 'w> {
             session,
             path,
             cancel: Arc::new(AtomicBool::new(false)),
+            reuse: true,
         })
     }
 
@@ -167,6 +171,7 @@ impl<'e, 'w> Tuner<'e, 'w> {
         if let Some(i) = self
             .session
             .find_evaluation(req.setting, &exclude, req.fp16)
+            .filter(|_| self.reuse)
         {
             return Ok(i);
         }

@@ -1,0 +1,95 @@
+//! `qtune bench-tune -c CONFIG`: times what the tuner does most — an exclude_op toggle
+//! re-evaluated incrementally, for layers early, in the middle and late in the graph, and a
+//! full evaluation of a new setting — so the speed targets can be re-measured any time.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use qtune::session::StageId;
+use qtune::tune::{Quiet, Tuner};
+
+use super::calibrate::open;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The configuration file.
+    #[arg(short, long, value_name = "CONFIG")]
+    pub config: PathBuf,
+    /// Toggles per layer position (each toggle off and back on counts two).
+    #[arg(long, default_value_t = 2)]
+    pub repeat: usize,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
+    let ws = open(&args.config, model)?;
+    let t0 = Instant::now();
+    let ev = qtune::eval::Evaluator::new(&ws, &|_| {}).context("FP32 evaluation")?;
+    let fp32_s = t0.elapsed().as_secs_f64();
+    let mut tuner = Tuner::new(&ws, &ev, None, None)?;
+    // Every toggle runs, even back to a state evaluated before.
+    tuner.reuse = false;
+    let t0 = Instant::now();
+    tuner.run_stage(StageId::Calibrate, &Quiet)?;
+    let stage1_s = t0.elapsed().as_secs_f64();
+    let names = ws.layer_names();
+    let n = names.len();
+    let picks = [
+        (0, "first"),
+        (n / 2, "middle"),
+        (n.saturating_sub(1), "last"),
+    ];
+    let mut toggles = Vec::new();
+    for (k, where_) in picks {
+        let mut times = Vec::new();
+        let mut rerun = 0;
+        for _ in 0..args.repeat {
+            for _ in 0..2 {
+                let t = Instant::now();
+                let i = tuner.toggle(&names[k], &Quiet)?;
+                times.push(t.elapsed().as_secs_f64());
+                rerun = tuner.session.evaluations[i].rerun.nodes_run;
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        toggles.push(json!({
+            "layer": names[k], "position": where_, "index": k,
+            "min_s": times[0], "median_s": times[times.len() / 2],
+            "steps_rerun": rerun, "steps_total": tuner.session.evaluations.last().map(|e| e.rerun.nodes_total),
+        }));
+    }
+    let samples = ev.samples();
+    let doc = json!({
+        "config": args.config.display().to_string(),
+        "eval_samples": samples,
+        "threads": rayon::current_num_threads(),
+        "fp32_evaluation_s": fp32_s,
+        "stage1_s": stage1_s,
+        "toggles": toggles,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "{samples} evaluation samples, {} threads: FP32 pass {fp32_s:.2} s, stage 1 (calibrate + first evaluation) {stage1_s:.2} s",
+            rayon::current_num_threads()
+        );
+        for t in &toggles {
+            println!(
+                "toggle {:<7} layer {:<12} min {:.3} s  median {:.3} s  ({} of {} steps re-run)",
+                t["position"].as_str().unwrap_or(""),
+                t["layer"].as_str().unwrap_or(""),
+                t["min_s"].as_f64().unwrap_or(f64::NAN),
+                t["median_s"].as_f64().unwrap_or(f64::NAN),
+                t["steps_rerun"],
+                t["steps_total"]
+            );
+        }
+    }
+    Ok(0)
+}
