@@ -11,8 +11,8 @@ pub mod ir;
 pub mod onnx;
 pub mod quant;
 pub mod session;
-pub mod tune;
 pub mod tui;
+pub mod tune;
 pub mod util;
 pub mod workspace;
 

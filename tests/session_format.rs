@@ -27,7 +27,10 @@ fn a_format_1_session_loads_with_every_stage_and_evaluation() {
     assert_eq!(e.report.samples, 20);
     assert_eq!(e.report.layers.len(), 54);
     let setting = s.current.setting.expect("a quantized result");
-    assert!(!s.settings[setting].curves.is_empty(), "curves of the chosen setting");
+    assert!(
+        !s.settings[setting].curves.is_empty(),
+        "curves of the chosen setting"
+    );
     let ranked = &s.stage(StageId::Exclude).searches;
     assert_eq!(ranked.len(), 1);
     assert_eq!(ranked[0].strategy, "ranked");
