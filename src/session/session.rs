@@ -260,6 +260,31 @@ pub struct StageRecord {
     pub duplicates: usize,
 }
 
+impl StageRecord {
+    /// A stage that has not run.
+    pub fn pending(stage: StageId) -> StageRecord {
+        StageRecord {
+            stage,
+            state: StageState::Pending,
+            best: None,
+            evaluations: Vec::new(),
+            evaluations_done: 0,
+            evaluations_total: 0,
+            seconds: 0.0,
+            searches: Vec::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Every stage of the flow, none run.
+    pub fn all_pending() -> Vec<StageRecord> {
+        StageId::ALL
+            .iter()
+            .map(|&s| StageRecord::pending(s))
+            .collect()
+    }
+}
+
 /// The outcome of one exclude_op search strategy (stage 7).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExcludeSearch {

@@ -284,20 +284,7 @@ pub fn placeholder(
         settings: Vec::new(),
         histograms: BTreeMap::new(),
         evaluations: Vec::new(),
-        stages: StageId::ALL
-            .iter()
-            .map(|&stage| StageRecord {
-                stage,
-                state: StageState::Pending,
-                best: None,
-                evaluations: Vec::new(),
-                evaluations_done: 0,
-                evaluations_total: 0,
-                seconds: 0.0,
-                searches: Vec::new(),
-                duplicates: 0,
-            })
-            .collect(),
+        stages: StageRecord::all_pending(),
         current: Current::default(),
         log: Vec::new(),
     }

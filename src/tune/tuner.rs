@@ -16,7 +16,7 @@ use crate::eval::incremental::IncrementalEvaluator;
 use crate::quant::QuantPlan;
 use crate::session::{
     self, ActivationSummary, Current, Evaluation, LayerInfo, Origin, RerunStats, SESSION_FORMAT,
-    Session, Setting, SettingRecord, StageId, StageRecord, StageState,
+    Session, Setting, SettingRecord, StageId, StageRecord,
 };
 use crate::workspace::Workspace;
 
@@ -377,20 +377,7 @@ pub fn new_session(ws: &Workspace, ev: &Evaluator) -> Session {
         settings: Vec::new(),
         histograms: BTreeMap::new(),
         evaluations: Vec::new(),
-        stages: StageId::ALL
-            .iter()
-            .map(|&stage| StageRecord {
-                stage,
-                state: StageState::Pending,
-                best: None,
-                evaluations: Vec::new(),
-                evaluations_done: 0,
-                evaluations_total: 0,
-                seconds: 0.0,
-                searches: Vec::new(),
-                duplicates: 0,
-            })
-            .collect(),
+        stages: StageRecord::all_pending(),
         current: Current {
             setting: None,
             exclude: ws.config.exclude_op.clone(),
