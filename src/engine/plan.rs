@@ -8,7 +8,8 @@ use crate::ir::{DType, Facts, Graph, NodeId, Tensor, ValueId};
 
 use super::analyze::analyze;
 use super::error::{EngineError, EngineResult};
-use super::ops::Op;
+use super::ops::quant::fuse_qdq;
+use super::ops::{BuildCtx, Op};
 
 /// One node to run.
 #[derive(Debug)]
@@ -52,6 +53,10 @@ pub struct Plan {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
     pub fp16: bool,
+    /// Run each `QuantizeLinear → DequantizeLinear` pair as the two ops (by default, a
+    /// pair whose quantized value has no other use and whose scale and zero point are the
+    /// same constants runs as one fused op with the same float32 result, bit for bit).
+    pub keep_qdq: bool,
 }
 
 /// Rounds every element of a float32 tensor to the nearest float16 value.
@@ -151,6 +156,9 @@ impl Plan {
             fp16: options.fp16,
         };
         plan.prune_dead_steps();
+        if !options.keep_qdq {
+            plan.fuse_qdq(graph);
+        }
         plan.compute_frees();
         Ok(plan)
     }
@@ -172,6 +180,70 @@ impl Plan {
         }
         let mut k = keep.into_iter();
         self.steps.retain(|_| k.next().unwrap_or(false));
+    }
+
+    /// Replaces each `QuantizeLinear → DequantizeLinear` pair that only feeds itself (the
+    /// quantized value has no other use and is no graph output; both read the same
+    /// constant scale and zero point) by one step at the dequantize's place, computing
+    /// the same float32 values without the 8-bit intermediate.
+    fn fuse_qdq(&mut self, graph: &Graph) {
+        let mut uses = vec![0usize; self.names.len()];
+        let mut consumer: Vec<Option<usize>> = vec![None; self.names.len()];
+        for (i, s) in self.steps.iter().enumerate() {
+            for v in s.inputs.iter().flatten() {
+                uses[v.0] += 1;
+                consumer[v.0] = Some(i);
+            }
+        }
+        for o in &self.outputs {
+            uses[o.0] += 1;
+        }
+        let mut fused: Vec<(usize, usize, Box<dyn Op>)> = Vec::new();
+        for (i, q) in self.steps.iter().enumerate() {
+            if q.op_type != "QuantizeLinear" || q.outputs.len() != 1 || q.inputs.is_empty() {
+                continue;
+            }
+            let Some(qv) = q.outputs[0] else { continue };
+            let Some(j) = consumer[qv.0].filter(|_| uses[qv.0] == 1) else {
+                continue;
+            };
+            let d = &self.steps[j];
+            let params_const = q.inputs[1..]
+                .iter()
+                .flatten()
+                .all(|v| self.constants[v.0].is_some());
+            if d.op_type != "DequantizeLinear"
+                || d.outputs.len() != 1
+                || d.inputs.len() != q.inputs.len()
+                || d.inputs[0] != Some(qv)
+                || d.inputs[1..] != q.inputs[1..]
+                || !params_const
+            {
+                continue;
+            }
+            let ctx = |n: NodeId| BuildCtx {
+                node: &graph.nodes[n.0],
+                opset: graph.opset,
+                consts: Vec::new(),
+            };
+            if let Some(op) = fuse_qdq(&ctx(q.node), &ctx(d.node)) {
+                fused.push((i, j, op));
+            }
+        }
+        if fused.is_empty() {
+            return;
+        }
+        let mut remove = vec![false; self.steps.len()];
+        for (i, j, op) in fused {
+            let inputs = self.steps[i].inputs.clone();
+            let d = &mut self.steps[j];
+            d.op = op;
+            d.op_type = "QuantizeLinear+DequantizeLinear".to_string();
+            d.inputs = inputs;
+            remove[i] = true;
+        }
+        let mut k = remove.into_iter();
+        self.steps.retain(|_| !k.next().unwrap_or(false));
     }
 
     fn compute_frees(&mut self) {
@@ -458,6 +530,96 @@ mod tests {
         g.inputs = vec![x];
         g.outputs = vec![c];
         g
+    }
+
+    /// x → Q → DQ → Relu (per tensor, uint8) and x → Q' → DQ' (per channel, int8, its
+    /// quantized value also a graph output: not fused); outputs r, d2, q2.
+    fn qdq() -> Graph {
+        let mut g = Graph {
+            opset: 13,
+            ..Graph::default()
+        };
+        let x = g.add_value("x", Some(DType::F32));
+        g.values[x.0].shape = Some(vec![Dim::Fixed(2), Dim::Fixed(3)]);
+        let s = g.add_constant("s", Tensor::scalar_f32(0.037));
+        let z = g.add_constant(
+            "z",
+            Tensor::U8(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), 131)),
+        );
+        let s2 = g.add_constant("s2", Tensor::from_f32(&[3], vec![0.01, 0.02, 0.5]));
+        let z2 = g.add_constant(
+            "z2",
+            Tensor::I8(
+                ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[3]), vec![0, 3, -7]).unwrap(),
+            ),
+        );
+        let [q, d, r, q2, d2] = ["q", "d", "r", "q2", "d2"].map(|n| g.add_value(n, None));
+        let node = |name: &str, op: &str, ins: Vec<ValueId>, out: ValueId| Node {
+            name: name.into(),
+            op_type: op.into(),
+            domain: String::new(),
+            inputs: ins.into_iter().map(Some).collect(),
+            outputs: vec![Some(out)],
+            attrs: Default::default(),
+        };
+        g.nodes = vec![
+            node("q", "QuantizeLinear", vec![x, s, z], q),
+            node("dq", "DequantizeLinear", vec![q, s, z], d),
+            node("relu", "Relu", vec![d], r),
+            node("q2", "QuantizeLinear", vec![x, s2, z2], q2),
+            node("dq2", "DequantizeLinear", vec![q2, s2, z2], d2),
+        ];
+        g.inputs = vec![x];
+        g.outputs = vec![r, d2, q2];
+        g
+    }
+
+    #[test]
+    fn fused_qdq_pairs_compute_the_same_values() {
+        let g = qdq();
+        let fused = Plan::new(&g, &[vec![2, 3]]).unwrap();
+        let kept = Plan::with_options(
+            &g,
+            &[vec![2, 3]],
+            PlanOptions {
+                keep_qdq: true,
+                ..PlanOptions::default()
+            },
+        )
+        .unwrap();
+        let ops = |p: &Plan| {
+            p.steps()
+                .iter()
+                .map(|s| s.op_type.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ops(&fused),
+            [
+                "QuantizeLinear+DequantizeLinear",
+                "Relu",
+                "QuantizeLinear",
+                "DequantizeLinear"
+            ]
+        );
+        assert_eq!(kept.steps().len(), 5);
+        let x = Tensor::from_f32(&[2, 3], vec![-1e9, -4.8301, 0.0185, 3.33, f32::NAN, 1e9]);
+        let mut a = Vec::new();
+        let out_a = fused
+            .run_observed(vec![x.clone()], &mut |v, t| a.push((v, t.clone())))
+            .unwrap();
+        let out_b = kept.run(vec![x]).unwrap();
+        let bits = |t: &Tensor| match t {
+            Tensor::F32(a) => a.iter().map(|v| v.to_bits() as i64).collect::<Vec<_>>(),
+            Tensor::I8(a) => a.iter().map(|&v| v as i64).collect(),
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            out_a.iter().map(bits).collect::<Vec<_>>(),
+            out_b.iter().map(bits).collect::<Vec<_>>()
+        );
+        // The fused step produces the dequantized value (the observer sees it).
+        assert!(a.iter().any(|(v, _)| fused.value_name(*v) == "d"));
     }
 
     #[test]

@@ -153,7 +153,14 @@ impl<'e, 'w> IncrementalEvaluator<'e, 'w> {
         let ev = self.ev;
         let ws = ev.ws;
         let (sim, _warnings) = simulate(&ws.graph, plan, exclude)?;
-        let qplan = Plan::with_options(&sim, &ws.sample_shapes, PlanOptions { fp16 })?;
+        let qplan = Plan::with_options(
+            &sim,
+            &ws.sample_shapes,
+            PlanOptions {
+                fp16,
+                ..PlanOptions::default()
+            },
+        )?;
         let steps = qplan.steps();
         let nvals = qplan.value_count();
         let producer = producers(&qplan);
@@ -865,6 +872,43 @@ mod tests {
     }
 
     #[test]
+    fn fused_qdq_steps_compute_what_the_two_ops_compute() {
+        let (ws, plan) = demo();
+        let (sim, _) = simulate(&ws.graph, plan, &HashSet::new()).unwrap();
+        let fused = Plan::new(&sim, &ws.sample_shapes).unwrap();
+        let kept = Plan::with_options(
+            &sim,
+            &ws.sample_shapes,
+            PlanOptions {
+                keep_qdq: true,
+                ..PlanOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(fused.steps().len() < kept.steps().len());
+        let set = ws.eval.as_ref().unwrap();
+        for i in 0..4 {
+            let x = set.data.load(i).unwrap();
+            let mut a: HashMap<ValueId, Tensor> = HashMap::new();
+            let mut b: HashMap<ValueId, Tensor> = HashMap::new();
+            let oa = fused
+                .run_observed(x.clone(), &mut |v, t| {
+                    a.insert(v, t.clone());
+                })
+                .unwrap();
+            let ob = kept
+                .run_observed(x, &mut |v, t| {
+                    b.insert(v, t.clone());
+                })
+                .unwrap();
+            assert_eq!(oa, ob);
+            for (v, t) in &a {
+                assert_eq!(Some(t), b.get(v), "{}", fused.value_name(*v));
+            }
+        }
+    }
+
+    #[test]
     fn a_new_plan_key_is_a_full_run() {
         let (ws, _) = demo();
         let ev = Evaluator::new(ws, &|_| {}).unwrap();
@@ -954,14 +998,25 @@ mod tests {
         );
         let never = AtomicBool::new(false);
         let mut inc = IncrementalEvaluator::new(&ev, 1 << 30);
+        // CPU seconds of the process (user + system): less noisy than wall time on a
+        // shared machine.
+        let cpu = || {
+            // SAFETY: getrusage only writes the struct it is given.
+            let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+            let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+            s(u.ru_utime) + s(u.ru_stime)
+        };
         let mut go = |key: &str, ex: &HashSet<String>, rebase: bool, what: &str| {
+            let c = cpu();
             let t = Instant::now();
             let (_, s) = inc
                 .evaluate_with(&plan, key, ex, false, rebase, &|_| {}, &never)
                 .unwrap();
             println!(
-                "{what}: {:.3} s ({} of {} nodes, incremental {}), cache {:.1} MB",
+                "{what}: {:.3} s, CPU {:.3} s ({} of {} nodes, incremental {}), cache {:.1} MB",
                 t.elapsed().as_secs_f64(),
+                cpu() - c,
                 s.nodes_run,
                 s.nodes_total,
                 s.incremental,
@@ -969,11 +1024,17 @@ mod tests {
             );
         };
         go("a", &none, true, "first evaluation (fills the FP32 cache)");
-        go("b", &none, false, "new plan, full run");
-        go("c", &none, true, "new plan, full run, rebase");
+        for k in ["b", "b2", "b3"] {
+            go(k, &none, false, "new plan, full run");
+        }
+        for k in ["c1", "c2", "c"] {
+            go(k, &none, true, "new plan, full run, rebase");
+        }
         let one: HashSet<String> = [mid.clone()].into();
-        go("c", &one, true, &format!("toggle `{mid}` off"));
-        go("c", &none, true, &format!("toggle `{mid}` on"));
+        for _ in 0..2 {
+            go("c", &one, true, &format!("toggle `{mid}` off"));
+            go("c", &none, true, &format!("toggle `{mid}` on"));
+        }
         go("c", &one, false, &format!("probe `{mid}`"));
     }
 }

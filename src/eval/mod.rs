@@ -108,7 +108,14 @@ impl<'w> Evaluator<'w> {
         progress: Progress,
     ) -> Result<EvalReport> {
         let t0 = Instant::now();
-        let plan = Plan::with_options(graph, &self.ws.sample_shapes, PlanOptions { fp16 })?;
+        let plan = Plan::with_options(
+            graph,
+            &self.ws.sample_shapes,
+            PlanOptions {
+                fp16,
+                ..PlanOptions::default()
+            },
+        )?;
         let layer_values = self.layer_values(graph);
         let fp_index: HashMap<ValueId, usize> = layer_values
             .iter()

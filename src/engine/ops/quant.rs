@@ -35,7 +35,7 @@ pub const OPS: &[(&str, BuildFn)] = &[
 ];
 
 /// Attributes shared by both ops.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Granularity {
     axis: i64,
     block_size: i64,
@@ -179,6 +179,64 @@ impl Op for Quantize {
             d => return Err(bad_dtype(2, d, "uint8 or int8")),
         };
         Ok(vec![y])
+    }
+}
+
+/// `QuantizeLinear` followed by `DequantizeLinear` with the same scale and zero point
+/// (a plan fuses such a pair when the quantized value has no other use): the float32
+/// result of the two ops, bit for bit, without the 8-bit intermediate.
+#[derive(Debug)]
+struct FakeQuantize {
+    q: Quantize,
+}
+
+/// The fused op of the nodes `q` (`QuantizeLinear`) and `dq` (`DequantizeLinear`), when
+/// their attributes agree; the caller checks that `dq` reads `q`'s output with `q`'s scale
+/// and zero point.
+pub fn fuse_qdq(qc: &BuildCtx, dqc: &BuildCtx) -> Option<Box<dyn Op>> {
+    if qc.node.op_type != "QuantizeLinear" || dqc.node.op_type != "DequantizeLinear" {
+        return None;
+    }
+    build_quantize(qc).ok()?;
+    build_dequantize(dqc).ok()?;
+    let q = Quantize {
+        gran: granularity(qc).ok()?,
+        output_dtype: output_dtype(qc).ok()?,
+    };
+    (q.gran == granularity(dqc).ok()?).then(|| Box::new(FakeQuantize { q }) as Box<dyn Op>)
+}
+
+impl Op for FakeQuantize {
+    fn infer(&self, inputs: &[Option<&Facts>]) -> OpResult<Vec<Facts>> {
+        let mut f = self.q.infer(inputs)?;
+        f[0].dtype = Some(DType::F32);
+        Ok(f)
+    }
+
+    fn run(&self, inputs: &[Option<&Tensor>]) -> OpResult<Vec<Tensor>> {
+        let x = input(inputs, 0)?;
+        let xs: std::borrow::Cow<[f32]> = match x {
+            Tensor::F32(a) => data(a),
+            Tensor::I32(a) => data(a).iter().map(|&v| v as f32).collect::<Vec<_>>().into(),
+            t => return Err(bad_dtype(0, t.dtype(), "float32 or int32")),
+        };
+        let scale = scale_of(inputs)?;
+        let zp = inputs.get(2).copied().flatten();
+        let qtype = self.q.qtype(zp.map(Tensor::dtype))?;
+        let layout = Layout::new(
+            x.shape(),
+            scale.len(),
+            scale_shape(inputs)?,
+            zp.map(Tensor::shape),
+            &self.q.gran,
+        )?;
+        let zps = zero_points(zp, scale.len())?;
+        let y = match qtype {
+            DType::U8 => fake_quantize::<u8>(&xs, &scale, &zps, &layout),
+            DType::I8 => fake_quantize::<i8>(&xs, &scale, &zps, &layout),
+            d => return Err(bad_dtype(2, d, "uint8 or int8")),
+        };
+        Ok(vec![Tensor::F32(array(x.shape(), y)?)])
     }
 }
 
@@ -383,6 +441,40 @@ pub(crate) fn quantize<Q: QType>(x: &[f32], scale: &[f32], zp: &[i32], layout: &
     };
     // SAFETY: `for_rows` hands out rows covering all of `out` (its length is `x.len()`),
     // and each arm writes every element of its row or panics on a short input slice.
+    unsafe { build_vec(x.len(), fill) }
+}
+
+/// QuantizeLinear then DequantizeLinear, element by element: the very expressions of
+/// `quantize` and `dequantize`.
+#[inline(always)]
+fn fake_one<Q: QType>(x: f32, s: f32, zp: i32) -> f32 {
+    quantize_one::<Q>(x, s, zp).to_i32().wrapping_sub(zp) as f32 * s
+}
+
+/// `dequantize(quantize(x))` in one pass.
+pub(crate) fn fake_quantize<Q: QType>(
+    x: &[f32],
+    scale: &[f32],
+    zp: &[i32],
+    layout: &Layout,
+) -> Vec<f32> {
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        layout.for_rows(out, x, scale, zp, |o, xs, p| match p {
+            Params::Const(s, z) => {
+                let xs = &xs[..o.len()];
+                for (o, &v) in o.iter_mut().zip(xs) {
+                    o.write(fake_one::<Q>(v, s, z));
+                }
+            }
+            Params::Slice(s, z) => {
+                let (xs, s, z) = (&xs[..o.len()], &s[..o.len()], &z[..o.len()]);
+                for (((o, &v), &s), &z) in o.iter_mut().zip(xs).zip(s).zip(z) {
+                    o.write(fake_one::<Q>(v, s, z));
+                }
+            }
+        })
+    };
+    // SAFETY: as in `quantize`.
     unsafe { build_vec(x.len(), fill) }
 }
 
