@@ -205,7 +205,7 @@ fn print_table(s: &Session, outcome: &qtune::tune::FlowOutcome) {
                 x.strategy,
                 x.evaluations,
                 x.exclude.len(),
-                x.metric,
+                x.metric.unwrap_or(f64::NAN),
                 if x.target_met { " (target met)" } else { "" }
             );
         }

@@ -109,8 +109,12 @@ pub struct SettingRecord {
     pub curves: BTreeMap<String, AllCurves>,
 }
 
-/// The calibrated parameters of one activation (without the bulky curve).
+/// The calibrated parameters of one activation (without the bulky curve). Stored as a
+/// JSON array `[lo, hi, scale, offset, ratio, divergence, boundary_hit]`: a session holds
+/// one per activation per setting (23k on the demo's stage 5), and field names would
+/// double the file that is rewritten after every evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SummaryRow", into = "SummaryRow")]
 pub struct ActivationSummary {
     pub lo: f64,
     pub hi: f64,
@@ -122,6 +126,39 @@ pub struct ActivationSummary {
     pub divergence: Option<f64>,
     /// The search chose its first or last candidate.
     pub boundary_hit: bool,
+}
+
+/// The stored form of [`ActivationSummary`].
+#[derive(Clone, Serialize, Deserialize)]
+struct SummaryRow(f64, f64, f32, i32, Option<f64>, Option<f64>, bool);
+
+impl From<SummaryRow> for ActivationSummary {
+    fn from(r: SummaryRow) -> ActivationSummary {
+        let SummaryRow(lo, hi, scale, offset, ratio, divergence, boundary_hit) = r;
+        ActivationSummary {
+            lo,
+            hi,
+            scale,
+            offset,
+            ratio,
+            divergence,
+            boundary_hit,
+        }
+    }
+}
+
+impl From<ActivationSummary> for SummaryRow {
+    fn from(a: ActivationSummary) -> SummaryRow {
+        SummaryRow(
+            a.lo,
+            a.hi,
+            a.scale,
+            a.offset,
+            a.ratio,
+            a.divergence,
+            a.boundary_hit,
+        )
+    }
 }
 
 /// How much of the graph an evaluation re-ran (incremental re-evaluation).
@@ -293,7 +330,8 @@ pub struct ExcludeSearch {
     /// Evaluations it used.
     pub evaluations: usize,
     pub exclude: Vec<String>,
-    pub metric: f64,
+    /// The metric of what it found (`None`: it had no layer to try).
+    pub metric: Option<f64>,
     pub target_met: bool,
     /// Ranked search: layers by sensitivity, most sensitive first, with the metric
     /// gained by excluding each alone.

@@ -168,7 +168,7 @@ impl Tuner<'_, '_> {
             strategy: strategy.to_string(),
             evaluations: used,
             exclude: e.map(|e| e.exclude.clone()).unwrap_or_default(),
-            metric: e.map_or(f64::NAN, |e| e.metric()),
+            metric: e.map(|e| e.metric()),
             target_met: e.is_some_and(|e| e.report.target_met),
             ranking,
         }

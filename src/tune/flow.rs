@@ -183,9 +183,8 @@ impl Tuner<'_, '_> {
         self.session.stage_mut(stage).evaluations_total = settings.len();
         let exclude = self.ws.config.exclude_op.clone();
         // Calibrate every setting first (cheap: histograms are shared), then evaluate
-        // them in an order where neighbours share the longest run of identical
-        // quantization from the input on: each evaluation re-runs only from the first
-        // layer that differs from the previous one.
+        // them in a deterministic order where neighbours share their first layers'
+        // parameters (the evaluator skips what equals its base).
         let mut order = Vec::with_capacity(settings.len());
         for (k, setting) in settings.iter().enumerate() {
             if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
@@ -214,7 +213,10 @@ impl Tuner<'_, '_> {
                     setting: Some(idx),
                     exclude: exclude.clone(),
                     fp16: false,
-                    rebase: true,
+                    // Keeping a new base means storing every activation of every sample
+                    // (~1 GB on the demo) for each setting; settings share too little for
+                    // that to pay, so the base stays (stage 7 rebases on its setting).
+                    rebase: false,
                 },
                 obs,
             )?;
