@@ -142,6 +142,7 @@ fn config_editor_shows_errors_at_their_line() {
     let (line, msg) = a.editor.as_ref().unwrap().error.clone().unwrap();
     assert_eq!(line, Some(3), "{msg}");
     insta::assert_snapshot!("editor_error_80x24", screen(&mut a, 80, 24));
+    insta::assert_snapshot!("editor_error_160x48", screen(&mut a, 160, 48));
 }
 
 #[test]
