@@ -182,23 +182,18 @@ impl Tuner<'_, '_> {
     ) -> Result<()> {
         self.session.stage_mut(stage).evaluations_total = settings.len();
         let exclude = self.ws.config.exclude_op.clone();
-        // Calibrate every setting first (cheap: histograms are shared), then evaluate
-        // them in a deterministic order where neighbours share their first layers'
-        // parameters (the evaluator skips what equals its base).
-        let mut order = Vec::with_capacity(settings.len());
+        // Calibrate every setting first (cheap: histograms are shared), then evaluate.
+        let mut indices = Vec::with_capacity(settings.len());
         for (k, setting) in settings.iter().enumerate() {
             if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(crate::Error::Cancelled);
             }
             obs.progress(Work::Searching, k, settings.len());
-            order.push(self.register(setting, obs)?);
+            indices.push(self.register(setting, obs)?);
         }
         obs.progress(Work::Searching, settings.len(), settings.len());
-        let keys: Vec<Vec<(u32, i32)>> = order.iter().map(|&i| self.prefix_key(i)).collect();
-        let mut by_key: Vec<usize> = (0..order.len()).collect();
-        by_key.sort_by(|&a, &b| keys[a].cmp(&keys[b]).then(a.cmp(&b)));
         let mut seen = std::collections::HashSet::new();
-        for idx in by_key.into_iter().map(|k| order[k]) {
+        for idx in indices {
             if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(crate::Error::Cancelled);
             }
@@ -224,23 +219,6 @@ impl Tuner<'_, '_> {
             obs.changed(&self.session);
         }
         Ok(())
-    }
-
-    /// A sort key of setting `i`: its weight type, then each activation's (scale, offset)
-    /// in graph order.
-    fn prefix_key(&self, i: usize) -> Vec<(u32, i32)> {
-        let r = &self.session.settings[i];
-        let mut key = vec![(r.setting.weight_type as u32, 0)];
-        for layer in &self.session.layers {
-            for a in &layer.activations {
-                key.push(
-                    r.activations
-                        .get(a)
-                        .map_or((u32::MAX, 0), |p| (p.scale.to_bits(), p.offset)),
-                );
-            }
-        }
-        key
     }
 
     /// Stage 8: nothing quantized, everything in emulated FP16.
