@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::ir::{DType, Facts, Tensor};
 
-use super::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel};
+use super::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel, wide};
 use super::elementwise::scalar::{Float, with_float};
 use super::{BuildCtx, BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
 
@@ -33,9 +33,11 @@ fn affine<F: Float>(x: &[F], channels: usize, inner: usize, a: &[F], b: &[F]) ->
     let body = |(i, (o, xs)): (usize, (&mut [MaybeUninit<F>], &[F]))| {
         let c = i % channels;
         let (a, b) = (a[c], b[c]);
-        for (o, &v) in o.iter_mut().zip(xs) {
-            o.write(v * a + b);
-        }
+        wide(|| {
+            for (o, &v) in o.iter_mut().zip(xs) {
+                o.write(v * a + b);
+            }
+        })
     };
     let fill = |out: &mut [MaybeUninit<F>]| {
         if parallel(x.len()) {

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use ndarray::ArrayD;
 use rayon::prelude::*;
 
-use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel};
+use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel, wide};
 use crate::engine::ops::{OpError, OpResult};
 use crate::ir::shape::broadcast_all;
 
@@ -140,7 +140,8 @@ impl<const N: usize> Bcast<N> {
             while !rest.is_empty() {
                 let n = (self.inner - col).min(rest.len());
                 let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
-                f(head, std::array::from_fn(|k| offs[k] + col * self.steps[k]));
+                let at = std::array::from_fn(|k| offs[k] + col * self.steps[k]);
+                wide(|| f(head, at));
                 rest = tail;
                 col = 0;
                 self.advance(&mut idx, &mut offs);

@@ -56,6 +56,26 @@ pub(crate) unsafe fn build_vec<O, F: FnOnce(&mut [MaybeUninit<O>])>(n: usize, fi
     v
 }
 
+/// Runs `f` compiled for AVX2 when the CPU has it, so the loops inlined into it
+/// vectorize over 8 lanes instead of SSE2's 4. Only the registers are wider: the same
+/// IEEE operations in the same order (Rust never contracts `a * b + c` into an FMA), so
+/// results are bit-identical either way.
+#[inline(always)]
+pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { avx2(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// `f` applied to every element.
 #[inline]
 pub(crate) fn map<T, U, F>(src: &[T], f: F) -> Vec<U>
@@ -69,15 +89,17 @@ where
             out.par_chunks_mut(PAR_CHUNK)
                 .zip(src.par_chunks(PAR_CHUNK))
                 .for_each(|(o, s)| {
-                    for (o, &s) in o.iter_mut().zip(s) {
-                        o.write(f(s));
-                    }
+                    wide(|| {
+                        for (o, &s) in o.iter_mut().zip(s) {
+                            o.write(f(s));
+                        }
+                    })
                 })
         };
         // SAFETY: the chunks of `out` and `src` pair up one to one and cover both.
         unsafe { build_vec(src.len(), fill) }
     } else {
-        src.iter().map(|&v| f(v)).collect()
+        wide(|| src.iter().map(|&v| f(v)).collect())
     }
 }
 

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::Granularity;
-use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, parallel};
+use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, parallel, wide};
 use crate::engine::ops::{OpError, OpResult};
 use crate::ir::shape::normalize_axis;
 
@@ -115,13 +115,13 @@ impl Layout {
         }
         match *self {
             Layout::Tensor => rows(out, x, PAR_CHUNK, |_, o, xs| {
-                f(o, xs, Params::Const(scale[0], zp[0]))
+                wide(|| f(o, xs, Params::Const(scale[0], zp[0])))
             }),
             Layout::Axis { channels, inner: 1 } => rows(out, x, channels, |_, o, xs| {
-                f(o, xs, Params::Slice(scale, zp))
+                wide(|| f(o, xs, Params::Slice(scale, zp)))
             }),
             Layout::Axis { channels, inner } => rows(out, x, inner, |r, o, xs| {
-                f(o, xs, Params::Const(scale[r % channels], zp[r % channels]))
+                wide(|| f(o, xs, Params::Const(scale[r % channels], zp[r % channels])))
             }),
             Layout::Blocked {
                 d,
@@ -132,7 +132,7 @@ impl Layout {
                 let base = o_idx * sd;
                 let s: Vec<f32> = (0..d).map(|j| scale[base + j / block]).collect();
                 let z: Vec<i32> = (0..d).map(|j| zp[base + j / block]).collect();
-                f(o, xs, Params::Slice(&s, &z))
+                wide(|| f(o, xs, Params::Slice(&s, &z)))
             }),
             Layout::Blocked {
                 d,
@@ -142,11 +142,13 @@ impl Layout {
             } => rows(out, x, inner, |r, o, xs| {
                 let (o_idx, j) = (r / d, r % d);
                 let si = (o_idx * sd + j / block) * inner;
-                f(
-                    o,
-                    xs,
-                    Params::Slice(&scale[si..si + inner], &zp[si..si + inner]),
-                )
+                wide(|| {
+                    f(
+                        o,
+                        xs,
+                        Params::Slice(&scale[si..si + inner], &zp[si..si + inner]),
+                    )
+                })
             }),
         }
     }
