@@ -253,3 +253,51 @@ fn a_corrupt_session_is_a_clear_error() {
     // The user's file is left as it was.
     assert_eq!(std::fs::read(&s).unwrap(), b"{\"format\": 1, \"trunc");
 }
+
+#[test]
+fn bench_tune_json_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 8, false, "");
+    let out = qtune(&[
+        "bench-tune",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["eval_samples"], 8);
+    for key in ["fp32_evaluation_s", "stage1_s"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+    let positions: Vec<&str> = v["toggles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["position"].as_str().unwrap())
+        .collect();
+    assert_eq!(positions, ["first", "middle", "last"]);
+    for t in v["toggles"].as_array().unwrap() {
+        let (run, total) = (
+            t["steps_rerun"].as_u64().unwrap(),
+            t["steps_total"].as_u64().unwrap(),
+        );
+        assert!(run >= 1 && run <= total, "{t}");
+        assert!(t["min_s"].as_f64().unwrap() <= t["median_s"].as_f64().unwrap());
+    }
+    // The first layer's toggle re-runs everything, the last layer's only the tail.
+    let toggles = v["toggles"].as_array().unwrap();
+    assert_eq!(toggles[0]["steps_rerun"], toggles[0]["steps_total"]);
+    assert!(toggles[2]["steps_rerun"].as_u64() < toggles[1]["steps_rerun"].as_u64());
+    let new = &v["new_setting"];
+    assert_eq!(new["settings"], 2, "{new}");
+    assert!(new["median_evaluation_s"].as_f64().unwrap() > 0.0);
+    assert!(new["median_search_s"].as_f64().unwrap() >= 0.0);
+}

@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use qtune::session::StageId;
-use qtune::tune::{Quiet, Tuner};
+use qtune::session::{Origin, StageId};
+use qtune::tune::{Quiet, Request, Tuner, grid};
 
 use super::calibrate::open;
 
@@ -63,6 +63,44 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
             "steps_rerun": rerun, "steps_total": tuner.session.evaluations.last().map(|e| e.rerun.nodes_total),
         }));
     }
+    // New settings as stage 5 meets them: stage 5's grid at the configured batch_count
+    // (its histograms are collected already), each searched then evaluated in full.
+    let configured = grid::configured(&ws.config);
+    let fresh: Vec<_> = grid::traversal(&ws.config.tune.grid)
+        .into_iter()
+        .filter(|s| s.batch_count == configured.batch_count)
+        .filter(|s| tuner.session.find_setting(s).is_none())
+        .take(2 * args.repeat)
+        .collect();
+    let (mut search_times, mut eval_times) = (Vec::new(), Vec::new());
+    for setting in &fresh {
+        let t = Instant::now();
+        let i = tuner.register(setting, &Quiet)?;
+        search_times.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        tuner.evaluate(
+            Request {
+                stage: StageId::Traverse,
+                origin: Origin::Flow,
+                setting: Some(i),
+                exclude: Vec::new(),
+                fp16: false,
+                rebase: false,
+            },
+            &Quiet,
+        )?;
+        eval_times.push(t.elapsed().as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let new_setting = json!({
+        "settings": fresh.len(),
+        "median_search_s": median(&mut search_times),
+        "median_evaluation_s": median(&mut eval_times),
+        "min_evaluation_s": eval_times.first(),
+    });
     let samples = ev.samples();
     let doc = json!({
         "config": args.config.display().to_string(),
@@ -71,6 +109,7 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
         "fp32_evaluation_s": fp32_s,
         "stage1_s": stage1_s,
         "toggles": toggles,
+        "new_setting": new_setting,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -88,6 +127,15 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
                 t["median_s"].as_f64().unwrap_or(f64::NAN),
                 t["steps_rerun"],
                 t["steps_total"]
+            );
+        }
+        if let (Some(search), Some(eval)) = (
+            new_setting["median_search_s"].as_f64(),
+            new_setting["median_evaluation_s"].as_f64(),
+        ) {
+            println!(
+                "new setting ({} of stage 5's grid): median range search {search:.3} s, full evaluation {eval:.3} s",
+                fresh.len()
             );
         }
     }
