@@ -678,6 +678,6 @@ mod tests {
             plan.run_subset(&sub, vec![held("a"), (x_id, bad)], &mut |_, _| {})
                 .is_err()
         );
-        assert!(plan.is_constant(x_id) == false && plan.value_count() == 4);
+        assert!(!plan.is_constant(x_id) && plan.value_count() == 4);
     }
 }

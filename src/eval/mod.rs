@@ -141,10 +141,10 @@ impl<'w> Evaluator<'w> {
                 let mut moments = vec![Moments::default(); layer_values.len()];
                 let out = plan.run_observed(inputs, &mut |v, t| {
                     if let (Some(&k), Some(a)) = (q_index.get(&v), t.as_f32()) {
-                        if let Some(r) = reference[k].as_ref().and_then(|r| r.as_f32()) {
-                            if let (Some(x), Some(y)) = (r.as_slice(), a.as_slice()) {
-                                moments[k].add(x, y);
-                            }
+                        if let Some(r) = reference[k].as_ref().and_then(|r| r.as_f32())
+                            && let (Some(x), Some(y)) = (r.as_slice(), a.as_slice())
+                        {
+                            moments[k].add(x, y);
                         }
                         reference[k] = None;
                     }

@@ -29,7 +29,7 @@ pub fn bench(layers: usize, w: u16, h: u16, frames: usize) -> (f64, f64) {
     let mut total = 0.0;
     let mut max: f64 = 0.0;
     for i in 0..frames {
-        let code = if (i / layers) % 2 == 0 {
+        let code = if (i / layers).is_multiple_of(2) {
             KeyCode::Down
         } else {
             KeyCode::Up

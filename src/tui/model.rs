@@ -74,8 +74,7 @@ pub fn ranking(s: &Session) -> HashMap<&str, usize> {
         .iter()
         .filter(|r| r.stage == StageId::Exclude)
         .flat_map(|r| r.searches.iter())
-        .filter(|x| !x.ranking.is_empty())
-        .last()
+        .rfind(|x| !x.ranking.is_empty())
         .map(|x| {
             x.ranking
                 .iter()

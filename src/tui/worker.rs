@@ -208,13 +208,9 @@ fn work(
             run_stage(&mut tuner, stage, out);
         }
     }
-    loop {
-        let cmd = match rx.recv() {
-            Ok(c) => c,
-            Err(_) => break,
-        };
-        let cancelled_before = cancel.swap(false, Ordering::SeqCst);
-        let _ = cancelled_before;
+    while let Ok(cmd) = rx.recv() {
+        // A cancel meant for work that has ended must not cancel the next command.
+        cancel.store(false, Ordering::SeqCst);
         match cmd {
             WorkerCmd::RunStage(stage) => {
                 if !run_stage(&mut tuner, stage, out) && drain(rx) {

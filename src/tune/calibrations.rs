@@ -118,9 +118,11 @@ impl<'w> Calibrations<'w> {
     pub fn plan(&mut self, setting: &Setting) -> Result<QuantPlan> {
         let n = self.effective(setting.batch_count);
         let ws = self.ws;
-        if !self.weights.contains_key(&setting.weight_type) {
+        if let std::collections::hash_map::Entry::Vacant(e) =
+            self.weights.entry(setting.weight_type)
+        {
             let w = quantize_layer_weights(&ws.graph, &ws.layers, setting.weight_type)?;
-            self.weights.insert(setting.weight_type, w);
+            e.insert(w);
         }
         let builder = self
             .builders

@@ -148,15 +148,15 @@ impl Tuner<'_, '_> {
         if let Some(s) = best.and_then(|b| self.session.evaluations[b].setting) {
             self.store_curves(s, obs)?;
         }
-        if self.session.current.evaluation.is_none() || stage == StageId::Calibrate {
-            if let Some(b) = best {
-                let e = &self.session.evaluations[b];
-                self.session.current = Current {
-                    setting: e.setting,
-                    exclude: e.exclude.clone(),
-                    evaluation: Some(b),
-                };
-            }
+        if (self.session.current.evaluation.is_none() || stage == StageId::Calibrate)
+            && let Some(b) = best
+        {
+            let e = &self.session.evaluations[b];
+            self.session.current = Current {
+                setting: e.setting,
+                exclude: e.exclude.clone(),
+                evaluation: Some(b),
+            };
         }
         self.session.log(format!(
             "stage {} {}",

@@ -153,7 +153,7 @@ impl Conv {
                 ws[1] * group
             )));
         }
-        if ws[0] % group != 0 {
+        if !ws[0].is_multiple_of(group) {
             return Err(OpError::Input {
                 index: 1,
                 msg: format!("{} output channels do not split into {group} groups", ws[0]),

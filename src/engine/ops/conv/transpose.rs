@@ -74,7 +74,7 @@ impl ConvTranspose {
                 xs[1], ws[0]
             )));
         }
-        if ws[0] % self.attrs.group != 0 {
+        if !ws[0].is_multiple_of(self.attrs.group) {
             return Err(OpError::Input {
                 index: 1,
                 msg: format!(

@@ -45,6 +45,9 @@ pub enum Activation {
 }
 
 impl Activation {
+    // `max(lo).min(hi)`, not `clamp`: the separate ops' NaN handling is what the unfused
+    // Clip/HardSigmoid ops compute (clamp keeps NaN), and `clamp` panics when lo > hi.
+    #[allow(clippy::manual_clamp)]
     #[inline(always)]
     pub fn apply(self, x: f32) -> f32 {
         match self {
