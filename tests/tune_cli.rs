@@ -301,3 +301,75 @@ fn bench_tune_json_has_the_documented_fields() {
     assert!(new["median_evaluation_s"].as_f64().unwrap() > 0.0);
     assert!(new["median_search_s"].as_f64().unwrap() >= 0.0);
 }
+
+#[test]
+fn ctrl_c_stops_at_a_safe_point_saves_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 20, true, "");
+    let cfg = cfg.to_str().unwrap();
+    let s = dir.path().join("s.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qtune"))
+        .args([
+            "tune",
+            "-c",
+            cfg,
+            "--session",
+            s.to_str().unwrap(),
+            "--quiet",
+        ])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "stage 5 never started"
+        );
+        if let Ok(bytes) = std::fs::read(&s)
+            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            && v["stages"][2]["evaluations_done"].as_u64().unwrap_or(0) >= 1
+        {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "qtune ended before stage 5"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill only sends a signal to the child we spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted") && err.contains("resumes"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_slice(&std::fs::read(&s).unwrap()).unwrap();
+    assert_eq!(v["stages"][2]["state"], "running");
+    let log = v["log"].as_array().unwrap();
+    assert!(
+        log.last().unwrap()["action"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
+    // The same command finishes the flow from there.
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg,
+        "--session",
+        s.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.code().unwrap() <= 1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,4 +1,5 @@
-//! Subcommands. Each returns the process exit code (0 success, 1 failed target);
+//! Subcommands. Each returns the process exit code (0 success, 1 failed target, 130
+//! interrupted `tune`);
 //! errors exit with 2 (bad input) from `main`.
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ mod eval;
 mod export;
 mod infer;
 mod inspect;
+mod interrupt;
 mod progress;
 mod review;
 mod shapes;
@@ -55,10 +57,13 @@ pub enum Command {
     Export(export::Args),
     /// Time FP32 inference of a model (median of repeated runs).
     Bench(bench::Args),
-    /// Time exclude_op toggles (incremental re-evaluation) on a configuration.
+    /// Time exclude_op toggles (incremental re-evaluation) and new stage-5 settings on a
+    /// configuration.
     #[command(name = "bench-tune")]
     BenchTune(bench_tune::Args),
-    /// Run the tuning flow (stages 1-8) headless into a session; exit 1 if the target is missed.
+    /// Run the tuning flow (stages 1-8) headless into a session; exit 1 if the target is
+    /// missed. Ctrl-C stops at the next safe point, saves, and exits 130; the same command
+    /// resumes.
     Tune(tune::Args),
     /// The terminal UI on a configuration: live histograms, curves, accuracy, stages.
     Tui(tui::Args),

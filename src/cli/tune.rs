@@ -93,10 +93,24 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
         quiet,
         bar: Mutex::new(None),
     };
-    let outcome = tuner.run_flow(&obs)?;
+    super::interrupt::forward_to(tuner.cancel.clone());
+    let flow = tuner.run_flow(&obs);
     if let Some((_, _, b)) = obs.bar.lock().ok().and_then(|mut s| s.take()) {
         b.finish();
     }
+    let outcome = match flow {
+        Err(qtune::Error::Cancelled) if super::interrupt::interrupted() => {
+            tuner.session.log("interrupted (Ctrl-C) in qtune tune");
+            tuner.save()?;
+            eprintln!(
+                "qtune: interrupted; {} holds the {} evaluations done (the one in flight was dropped); the same command resumes",
+                args.session.display(),
+                tuner.session.evaluations.len()
+            );
+            return Ok(130);
+        }
+        other => other?,
+    };
     let s = &tuner.session;
     let met = outcome.met_stage.is_some();
     if args.json {
