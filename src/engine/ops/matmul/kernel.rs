@@ -123,8 +123,8 @@ pub type PackB<'a> = dyn Fn(BBlock, &mut [f32]) + Sync + 'a;
 pub enum BSource<'a> {
     /// A packer called per block (im2col).
     Pack(&'a PackB<'a>),
-    /// `B(k, n) = base[offs[k] + n]`: read in place, no packing (a 1×1 convolution's input,
-    /// or shifted views of a padded image).
+    /// `B(k, n) = base[offs[k] + n]`: rows of another buffer, copied panel by panel (a 1×1
+    /// convolution's input, or shifted views of a padded image: no im2col matrix).
     Rows { base: &'a [f32], offs: &'a [usize] },
 }
 
@@ -276,17 +276,17 @@ impl Ctx<'_, '_> {
                 for np in 0..npanels {
                     let col = n0 + np * NR;
                     let nr = NR.min(n0 + nc - col);
-                    let panel = match self.b {
-                        BSource::Pack(_) => Panel::Packed(&buf[np * kc * NR..(np + 1) * kc * NR]),
-                        BSource::Rows { base, offs } if nr == NR => Panel::Rows {
-                            base: &base[col..],
-                            offs: &offs[k0..k0 + kc],
-                        },
+                    // B rows read in place are copied into a contiguous panel first: the
+                    // panel is then read once per A panel from L1, where rows scattered
+                    // over channel planes conflict in the cache (measured: ResNet-50
+                    // ~20% faster, the PP-OCR detector ~10%).
+                    let panel: &[f32] = match self.b {
+                        BSource::Pack(_) => &buf[np * kc * NR..(np + 1) * kc * NR],
                         BSource::Rows { base, offs } => {
                             for (kk, dst) in buf[..kc * NR].chunks_exact_mut(NR).enumerate() {
                                 copy_row(dst, &base[offs[k0 + kk] + col..], nr);
                             }
-                            Panel::Packed(&buf[..kc * NR])
+                            &buf[..kc * NR]
                         }
                     };
                     for p in p0..p1 {
@@ -314,15 +314,6 @@ impl Ctx<'_, '_> {
             }
         });
     }
-}
-
-/// The B operand of one microkernel call: `kc` rows of `NR` floats.
-#[derive(Clone, Copy)]
-pub(crate) enum Panel<'a> {
-    /// Packed: row `k` at `k * NR`.
-    Packed(&'a [f32]),
-    /// In place: row `k` at `base[offs[k]..]` (each offset leaves `NR` floats in `base`).
-    Rows { base: &'a [f32], offs: &'a [usize] },
 }
 
 /// One `mr × nr` tile of C (`mr ≤ MR`, `nr ≤ NR`) and what to do when storing it.

@@ -2,7 +2,7 @@
 //! vectorised activation, each with an AVX2+FMA version chosen at run time and a
 //! portable one.
 
-use super::kernel::{Activation, MR, NR, Panel, Tile};
+use super::kernel::{Activation, MR, NR, Tile};
 
 /// Whether this CPU has AVX2 and FMA (std caches the detection).
 #[inline]
@@ -18,36 +18,20 @@ pub fn has_avx2() -> bool {
 }
 
 /// `tile (+)= a · b` over `kc` steps, where `a` is an A panel (`[kc][MR]`) and `b` a B
-/// panel; then bias and activation as the tile says.
+/// panel (`[kc][NR]`); then bias and activation as the tile says.
 #[inline]
-pub(super) fn microkernel(kc: usize, a: &[f32], b: Panel, t: &Tile) {
-    assert!(a.len() >= kc * MR && t.mr <= MR && t.nr <= NR);
-    match b {
-        Panel::Packed(b) => assert!(b.len() >= kc * NR),
-        Panel::Rows { base, offs } => {
-            assert!(offs.len() >= kc && offs[..kc].iter().all(|&o| o + NR <= base.len()))
-        }
-    }
+pub(super) fn microkernel(kc: usize, a: &[f32], b: &[f32], t: &Tile) {
+    assert!(a.len() >= kc * MR && b.len() >= kc * NR && t.mr <= MR && t.nr <= NR);
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 and FMA are present; the panel extents are checked above and the
         // tile pointer addresses `mr` rows of `nr` floats inside C (the driver's contract).
-        unsafe {
-            match b {
-                Panel::Packed(b) => x86::microkernel_packed(kc, a.as_ptr(), b.as_ptr(), t),
-                Panel::Rows { base, offs } => {
-                    x86::microkernel_rows(kc, a.as_ptr(), base.as_ptr(), offs.as_ptr(), t)
-                }
-            }
-        }
+        unsafe { x86::microkernel_packed(kc, a.as_ptr(), b.as_ptr(), t) }
         return;
     }
     let mut acc = [[0.0f32; NR]; MR];
     for (k, ak) in a.chunks_exact(MR).take(kc).enumerate() {
-        let bk = match b {
-            Panel::Packed(b) => &b[k * NR..(k + 1) * NR],
-            Panel::Rows { base, offs } => &base[offs[k]..offs[k] + NR],
-        };
+        let bk = &b[k * NR..(k + 1) * NR];
         for (row, &av) in acc.iter_mut().zip(ak) {
             for (c, &bv) in row.iter_mut().zip(bk) {
                 *c += av * bv;
@@ -129,31 +113,17 @@ pub(crate) mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn microkernel_packed(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
         // SAFETY: the caller's contract.
-        unsafe { body(kc, a, |k| b.add(k * NR), t) }
-    }
-
-    /// # Safety
-    /// As `microkernel_packed`, with row `k` of B at `base + offs[k]` (`NR` floats each).
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn microkernel_rows(
-        kc: usize,
-        a: *const f32,
-        base: *const f32,
-        offs: *const usize,
-        t: &Tile,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe { body(kc, a, |k| base.add(*offs.add(k)), t) }
+        unsafe { body(kc, a, b, t) }
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn body(kc: usize, a: *const f32, row_of_b: impl Fn(usize) -> *const f32, t: &Tile) {
+    unsafe fn body(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         for k in 0..kc {
             // SAFETY: k < kc, inside both panels.
             unsafe {
-                let bk = row_of_b(k);
+                let bk = b.add(k * NR);
                 let b0 = _mm256_loadu_ps(bk);
                 let b1 = _mm256_loadu_ps(bk.add(8));
                 let ak = a.add(k * MR);
