@@ -57,6 +57,43 @@ fn json_of(out: &Output) -> Value {
     })
 }
 
+/// Starts `qtune tune -c cfg --session session --quiet` (stderr piped) and returns it
+/// once stage 5 has finished an evaluation.
+fn tune_until_stage_5(cfg: &str, session: &Path) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qtune"))
+        .args([
+            "tune",
+            "-c",
+            cfg,
+            "--session",
+            session.to_str().unwrap(),
+            "--quiet",
+        ])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "stage 5 never started"
+        );
+        if let Ok(bytes) = std::fs::read(session)
+            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            && v["stages"][2]["evaluations_done"].as_u64().unwrap_or(0) >= 1
+        {
+            return child;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "qtune ended before stage 5"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The parts of a `--json` summary that must not depend on interruptions.
 fn outcome(v: &Value) -> Value {
     let stages: Vec<Value> = v["stages"]
@@ -128,38 +165,7 @@ fn sigkill_during_stage_5_then_resume_ends_like_an_uninterrupted_run() {
     let expected = outcome(&json_of(&out));
 
     let killed = dir.path().join("killed.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qtune"))
-        .args([
-            "tune",
-            "-c",
-            cfg,
-            "--session",
-            killed.to_str().unwrap(),
-            "--quiet",
-        ])
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill as soon as stage 5 has finished one evaluation.
-    let t0 = Instant::now();
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "stage 5 never started"
-        );
-        if let Ok(bytes) = std::fs::read(&killed)
-            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
-            && v["stages"][2]["evaluations_done"].as_u64().unwrap_or(0) >= 1
-        {
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            panic!("qtune ended before it could be killed in stage 5");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = tune_until_stage_5(cfg, &killed);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial: Value = serde_json::from_slice(&std::fs::read(&killed).unwrap()).unwrap();
@@ -308,38 +314,7 @@ fn ctrl_c_stops_at_a_safe_point_saves_and_exits_130() {
     let cfg = small_config(dir.path(), 20, true, "");
     let cfg = cfg.to_str().unwrap();
     let s = dir.path().join("s.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qtune"))
-        .args([
-            "tune",
-            "-c",
-            cfg,
-            "--session",
-            s.to_str().unwrap(),
-            "--quiet",
-        ])
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "stage 5 never started"
-        );
-        if let Ok(bytes) = std::fs::read(&s)
-            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
-            && v["stages"][2]["evaluations_done"].as_u64().unwrap_or(0) >= 1
-        {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "qtune ended before stage 5"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = tune_until_stage_5(cfg, &s);
     // SAFETY: kill only sends a signal to the child we spawned.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
