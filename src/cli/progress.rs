@@ -15,7 +15,7 @@ impl Bar {
         let pb = ProgressBar::new(len as u64);
         pb.set_style(
             ProgressStyle::with_template(
-                "{msg:>12} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}",
+                "{msg:>26} [{bar:24}] {pos}/{len} {elapsed_precise} eta {eta}",
             )
             .expect("valid template")
             .progress_chars("=> "),
@@ -28,6 +28,15 @@ impl Bar {
     pub fn set(&self, pos: usize) {
         if let Some(pb) = &self.0 {
             pb.set_position(pos as u64);
+        }
+    }
+
+    /// Replaces the label (no-op when it is unchanged or there is no bar).
+    pub fn set_message(&self, msg: &str) {
+        if let Some(pb) = &self.0
+            && pb.message() != msg
+        {
+            pb.set_message(msg.to_string());
         }
     }
 

@@ -34,13 +34,30 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Progress bars on stderr (on a terminal), one per piece of work.
+/// Progress bars on stderr (on a terminal), one per piece of work, labelled with the
+/// running stage and how far it is (`step 5 45/432`).
 struct Progress {
     quiet: bool,
     bar: Mutex<Option<(Work, usize, Bar)>>,
+    stage: Mutex<String>,
 }
 
 impl Observer for Progress {
+    fn changed(&self, session: &Session) {
+        let label = session
+            .stages
+            .iter()
+            .find(|r| r.state == StageState::Running)
+            .map(|r| match r.evaluations_total {
+                0 => format!("step {}", r.stage.step()),
+                total => format!("step {} {}/{total}", r.stage.step(), r.evaluations_done),
+            })
+            .unwrap_or_default();
+        if let Ok(mut s) = self.stage.lock() {
+            *s = label;
+        }
+    }
+
     fn progress(&self, work: Work, done: usize, total: usize) {
         let Ok(mut slot) = self.bar.lock() else {
             return;
@@ -50,16 +67,25 @@ impl Observer for Progress {
             if let Some((_, _, b)) = slot.take() {
                 b.finish();
             }
-            let what = match work {
-                Work::Calibrating => "calibrating",
-                Work::Searching => "settings",
-                Work::Evaluating => "evaluating",
-            };
-            *slot = Some((work, total, Bar::new(self.quiet, total, what)));
+            *slot = Some((work, total, Bar::new(self.quiet, total, work_name(work))));
         }
-        if let Some((_, _, b)) = &*slot {
+        if let Some((w, _, b)) = &*slot {
+            let stage = self.stage.lock().map(|s| s.clone()).unwrap_or_default();
+            b.set_message(
+                &format!("{stage} {}", work_name(*w))
+                    .trim_start()
+                    .to_string(),
+            );
             b.set(done);
         }
+    }
+}
+
+fn work_name(work: Work) -> &'static str {
+    match work {
+        Work::Calibrating => "calibrating",
+        Work::Searching => "settings",
+        Work::Evaluating => "evaluating",
     }
 }
 
@@ -92,6 +118,7 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     let obs = Progress {
         quiet,
         bar: Mutex::new(None),
+        stage: Mutex::new(String::new()),
     };
     super::interrupt::forward_to(tuner.cancel.clone());
     let flow = tuner.run_flow(&obs);
