@@ -71,11 +71,7 @@ impl Observer for Progress {
         }
         if let Some((w, _, b)) = &*slot {
             let stage = self.stage.lock().map(|s| s.clone()).unwrap_or_default();
-            b.set_message(
-                &format!("{stage} {}", work_name(*w))
-                    .trim_start()
-                    .to_string(),
-            );
+            b.set_message(format!("{stage} {}", work_name(*w)).trim_start());
             b.set(done);
         }
     }
