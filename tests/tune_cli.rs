@@ -47,6 +47,26 @@ fn small_config(dir: &Path, n: usize, all_stages: bool, extra: &str) -> PathBuf 
     path
 }
 
+/// Asserts exit code 0 (stderr in the message otherwise).
+fn assert_success(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that a `tune` ran its flow to the end: exit 0 (target met) or 1 (missed).
+fn assert_finished(out: &Output) {
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -125,12 +145,7 @@ fn the_demo_flow_meets_the_target_at_stage_1_and_records_it() {
         "--json",
         "--quiet",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v = json_of(&out);
     assert_eq!(v["met_stage"], 1);
     let session: Value = serde_json::from_slice(&std::fs::read(&s).unwrap()).unwrap();
@@ -157,11 +172,7 @@ fn sigkill_during_stage_5_then_resume_ends_like_an_uninterrupted_run() {
         "--json",
         "--quiet",
     ]);
-    assert!(
-        out.status.code().unwrap() <= 1,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_finished(&out);
     let expected = outcome(&json_of(&out));
 
     let killed = dir.path().join("killed.json");
@@ -180,11 +191,7 @@ fn sigkill_during_stage_5_then_resume_ends_like_an_uninterrupted_run() {
         "--json",
         "--quiet",
     ]);
-    assert!(
-        out.status.code().unwrap() <= 1,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_finished(&out);
     assert_eq!(outcome(&json_of(&out)), expected);
 }
 
@@ -201,11 +208,7 @@ fn a_session_of_another_model_is_refused_unless_forced() {
         s.to_str().unwrap(),
         "--quiet",
     ]);
-    assert!(
-        out.status.code().unwrap() <= 1,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_finished(&out);
     let mut v: Value = serde_json::from_slice(&std::fs::read(&s).unwrap()).unwrap();
     v["model_sha256"] = "0123456789abcdef".into();
     std::fs::write(&s, serde_json::to_vec(&v).unwrap()).unwrap();
@@ -232,11 +235,7 @@ fn a_session_of_another_model_is_refused_unless_forced() {
         "--quiet",
         "--force",
     ]);
-    assert!(
-        out.status.code().unwrap() <= 1,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_finished(&out);
 }
 
 #[test]
@@ -272,12 +271,7 @@ fn bench_tune_json_has_the_documented_fields() {
         "1",
         "--json",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v = json_of(&out);
     assert_eq!(v["eval_samples"], 8);
     for key in ["fp32_evaluation_s", "stage1_s"] {
@@ -342,9 +336,5 @@ fn ctrl_c_stops_at_a_safe_point_saves_and_exits_130() {
         s.to_str().unwrap(),
         "--quiet",
     ]);
-    assert!(
-        out.status.code().unwrap() <= 1,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_finished(&out);
 }
