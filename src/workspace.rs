@@ -1,6 +1,7 @@
 //! Everything a configuration names, loaded and checked: the model (prepared for the
 //! sample shape), its quantizable layers, and the calibration and evaluation data.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use crate::config::{Config, EvalConfig, InputConfig, InputType};
@@ -12,7 +13,7 @@ use crate::engine::{Runner, check_supported, prepare};
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Graph};
 use crate::onnx::{Model, load_model};
-use crate::quant::{LayerRef, find_layers};
+use crate::quant::{LayerRef, QdqDecision, QuantPlan, find_layers};
 
 /// A loaded configuration.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct Workspace {
     /// Shapes of one sample, per model input (leading dimension 1).
     pub sample_shapes: Vec<Vec<usize>>,
     pub layers: Vec<LayerRef>,
+    /// How this model's quantized graph is built (the same for evaluation and export).
+    pub qdq: QdqDecision,
     pub calib: Dataset,
     pub eval: Option<EvalSet>,
 }
@@ -78,6 +81,8 @@ impl Workspace {
         let sample_shapes: Vec<Vec<usize>> = first.iter().map(|t| t.shape().to_vec()).collect();
         let graph = prepare(&model.graph, &sample_shapes)?;
         let layers = find_layers(&graph);
+        check_exclude_op(&config, &layers)?;
+        let qdq = crate::quant::decide(&model.graph)?;
         let eval = match &config.evaluation {
             None => None,
             Some(ec) => Some(eval_set(&config, ec, g, &ranks)?),
@@ -88,15 +93,53 @@ impl Workspace {
             graph,
             sample_shapes,
             layers,
+            qdq,
             calib,
             eval,
         })
+    }
+
+    /// The quantized graph of `plan` with `exclude` kept float: what is evaluated, and
+    /// (built from the model as loaded) what `export` writes — see `quant::build`.
+    pub fn quantized_graph(&self, plan: &QuantPlan, exclude: &HashSet<String>) -> Result<Graph> {
+        Ok(crate::quant::build(&self.graph, plan, exclude, &self.qdq)?)
+    }
+
+    /// Everything that makes the quantized model deviate from the configuration with
+    /// `plan`: the model's QDQ decision, then layers left float by calibration.
+    pub fn degradations(&self, plan: &QuantPlan) -> Vec<String> {
+        let mut v = self.qdq.degradations.clone();
+        v.extend(crate::quant::build::uncalibrated_notes(plan));
+        v
     }
 
     /// A runner over the prepared graph (or a variant of it, e.g. the simulated one).
     pub fn runner(&self, graph: Graph) -> Result<Runner> {
         Ok(Runner::new(graph)?)
     }
+}
+
+/// Refuses `exclude_op` names that are not layers of the model, suggesting the closest.
+fn check_exclude_op(config: &Config, layers: &[LayerRef]) -> Result<()> {
+    let names: Vec<&str> = layers.iter().map(|l| l.info.name.as_str()).collect();
+    let Some(bad) = config
+        .exclude_op
+        .iter()
+        .find(|e| !names.contains(&e.as_str()))
+    else {
+        return Ok(());
+    };
+    let hint = crate::config::suggest(bad, &names)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default();
+    Err(config
+        .key_error(
+            &["exclude_op"],
+            format!(
+                "key `exclude_op`: `{bad}` is not a quantizable layer of the model{hint} (`qtune inspect MODEL` lists them)"
+            ),
+        )
+        .into())
 }
 
 fn eval_set(config: &Config, ec: &EvalConfig, g: &Graph, ranks: &[usize]) -> Result<EvalSet> {

@@ -16,19 +16,20 @@ fn fixture() -> &'static Path {
 #[test]
 fn a_format_1_session_loads_with_every_stage_and_evaluation() {
     let s = session::load(fixture()).expect("format 1 loads");
-    assert_eq!(s.format, 1);
-    assert_eq!(s.stages.len(), 5);
+    assert_eq!(s.format, session::SESSION_FORMAT, "migrated on load");
+    assert_eq!(s.stages.iter().count(), 6, "stage 6 added, pending");
+    assert_eq!(s.stage(StageId::Correct).state, StageState::Pending);
     assert_eq!(s.stage(StageId::Calibrate).state, StageState::Met);
     assert!(s.stages.iter().all(|r| r.state != StageState::Running));
-    assert!(!s.evaluations.is_empty());
+    assert!(s.evaluation_count() > 0);
     assert_eq!(s.layers.len(), 54);
     assert_eq!(s.sample_shapes, vec![vec![1, 3, 48, 192]]);
-    let e = &s.evaluations[s.current.evaluation.expect("a current evaluation")];
+    let (_, e) = s.current_evaluation().expect("a current evaluation");
     assert_eq!(e.report.samples, 20);
     assert_eq!(e.report.layers.len(), 54);
     let setting = s.current.setting.expect("a quantized result");
     assert!(
-        !s.settings[setting].curves.is_empty(),
+        !s.setting(setting).unwrap().curves.is_empty(),
         "curves of the chosen setting"
     );
     let ranked = &s.stage(StageId::Exclude).searches;

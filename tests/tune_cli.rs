@@ -100,8 +100,7 @@ fn tune_until_stage_5(cfg: &str, session: &Path) -> std::process::Child {
             t0.elapsed() < Duration::from_secs(300),
             "stage 5 never started"
         );
-        if let Ok(bytes) = std::fs::read(session)
-            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+        if let Some(v) = saved(session)
             && v["stages"][2]["evaluations_done"].as_u64().unwrap_or(0) >= 1
         {
             return child;
@@ -112,6 +111,32 @@ fn tune_until_stage_5(cfg: &str, session: &Path) -> std::process::Child {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The session at `path` as saved (snapshot and journal), as JSON; `None` while it cannot
+/// be read.
+fn saved(path: &Path) -> Option<Value> {
+    let s = qtune::session::load(path).ok()?;
+    serde_json::to_value(&s).ok()
+}
+
+/// A saved session without what depends on timing and interruptions: seconds, log
+/// entries, and how much an incremental evaluation re-ran.
+fn comparable(mut v: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for k in ["seconds", "time", "rerun", "log"] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
 }
 
 /// The parts of a `--json` summary that must not depend on interruptions.
@@ -148,7 +173,7 @@ fn the_demo_flow_meets_the_target_at_stage_1_and_records_it() {
     assert_success(&out);
     let v = json_of(&out);
     assert_eq!(v["met_stage"], 1);
-    let session: Value = serde_json::from_slice(&std::fs::read(&s).unwrap()).unwrap();
+    let session = saved(&s).unwrap();
     assert_eq!(session["stages"][0]["state"], "met");
     assert_eq!(session["stages"][1]["state"], "skipped");
     assert_eq!(session["evaluations"].as_array().unwrap().len(), 1);
@@ -174,12 +199,26 @@ fn sigkill_during_stage_5_then_resume_ends_like_an_uninterrupted_run() {
     ]);
     assert_finished(&out);
     let expected = outcome(&json_of(&out));
+    let whole_session = comparable(saved(&whole).unwrap());
+    // The grid has ties (60 images, top-1 in steps of 1/60): the choice among them must
+    // not depend on the order evaluations ran in.
+    let metrics: Vec<f64> = whole_session["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["report"]["int8"].as_f64().unwrap())
+        .collect();
+    let distinct: std::collections::BTreeSet<u64> = metrics.iter().map(|m| m.to_bits()).collect();
+    assert!(
+        distinct.len() < metrics.len(),
+        "the grid must have ties: {metrics:?}"
+    );
 
     let killed = dir.path().join("killed.json");
     let mut child = tune_until_stage_5(cfg, &killed);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let partial: Value = serde_json::from_slice(&std::fs::read(&killed).unwrap()).unwrap();
+    let partial = saved(&killed).unwrap();
     assert_eq!(partial["stages"][2]["state"], "running");
 
     let out = qtune(&[
@@ -193,6 +232,8 @@ fn sigkill_during_stage_5_then_resume_ends_like_an_uninterrupted_run() {
     ]);
     assert_finished(&out);
     assert_eq!(outcome(&json_of(&out)), expected);
+    // Field by field, the resumed session holds what the uninterrupted one holds.
+    assert_eq!(comparable(saved(&killed).unwrap()), whole_session);
 }
 
 #[test]
@@ -236,6 +277,16 @@ fn a_session_of_another_model_is_refused_unless_forced() {
         "--force",
     ]);
     assert_finished(&out);
+    // The other model's session was moved aside, not lost; the new one is this model's.
+    let backups: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("s.json.0123456789ab") && n.ends_with(".bak"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let fresh = saved(&s).unwrap();
+    assert_ne!(fresh["model_sha256"], "0123456789abcdef");
+    assert_eq!(fresh["evaluations"].as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -255,6 +306,7 @@ fn a_corrupt_session_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a qtune session"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     // The user's file is left as it was.
     assert_eq!(std::fs::read(&s).unwrap(), b"{\"format\": 1, \"trunc");
 }
@@ -318,7 +370,7 @@ fn ctrl_c_stops_at_a_safe_point_saves_and_exits_130() {
         err.contains("interrupted") && err.contains("resumes"),
         "{err}"
     );
-    let v: Value = serde_json::from_slice(&std::fs::read(&s).unwrap()).unwrap();
+    let v = saved(&s).unwrap();
     assert_eq!(v["stages"][2]["state"], "running");
     let log = v["log"].as_array().unwrap();
     assert!(
@@ -337,4 +389,131 @@ fn ctrl_c_stops_at_a_safe_point_saves_and_exits_130() {
         "--quiet",
     ]);
     assert_finished(&out);
+}
+
+#[test]
+fn when_no_int8_result_can_meet_the_target_stage_7_misses_and_stage_8_concludes_fp16() {
+    let dir = tempfile::tempdir().unwrap();
+    // top-1 can never reach 1.01: every INT8 stage must miss — even a blacklist of every
+    // layer, which is FP32 and must not count as meeting the target.
+    let cfg = small_config(dir.path(), 8, false, "  max_excluded: 3\n");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("  max_drop: 0.01\n", "  min_value: 1.01\n");
+    std::fs::write(&cfg, text).unwrap();
+    let s = dir.path().join("s.json");
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--session",
+        s.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["target_met"], false);
+    assert_eq!(v["conclusion"], "fp16");
+    assert_eq!(v["fallback"]["stage"], 8);
+    let stage = |step: u64| {
+        v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == step)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(stage(7)["state"], "missed");
+    assert_eq!(stage(8)["state"], "missed");
+    for search in stage(7)["exclude_searches"].as_array().unwrap() {
+        assert_eq!(search["target_met"], false, "{search}");
+        assert!(search["exclude"].as_array().unwrap().len() <= 3, "{search}");
+        assert!(
+            search["stopped"].as_str().unwrap().contains("max_excluded"),
+            "{search}"
+        );
+    }
+    // Every blacklist tried is in the session, none larger than the limit.
+    let session = saved(&s).unwrap();
+    for e in session["evaluations"].as_array().unwrap() {
+        if e["stage"] == "7" {
+            assert!(e["exclude"].as_array().unwrap().len() <= 3);
+        }
+    }
+}
+
+#[test]
+fn export_session_says_which_evaluation_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 8, false, "");
+    let s = dir.path().join("s.json");
+    assert_finished(&qtune(&[
+        "tune",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--session",
+        s.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let q = dir.path().join("q.onnx");
+    let out = qtune(&[
+        "export",
+        "--session",
+        s.to_str().unwrap(),
+        "--qdq",
+        q.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("exporting #0 (stage 1, HALF_OFFSET VECTOR_TYPE bin 150"),
+        "{text}"
+    );
+    assert!(text.contains("QDQ model, opset 13"), "{text}");
+}
+
+#[test]
+fn damaged_sessions_are_refused_by_every_command_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 4, false, "");
+    let fixture = root().join("tests/fixtures/sessions/format1-demo.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    v["stages"][0]["best"] = 4242.into();
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let s = dir.path().join("s.json");
+    std::fs::write(&s, &bytes).unwrap();
+    let q = dir.path().join("q.onnx");
+    let (sp, qp, cp) = (
+        s.to_str().unwrap(),
+        q.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+    );
+    for args in [
+        vec!["export", "--session", sp, "--qdq", qp],
+        vec!["tune", "-c", cp, "--session", sp, "--quiet"],
+        vec!["eval", "-c", cp, "--session", sp, "--quiet"],
+        vec!["review", sp],
+    ] {
+        let out = qtune(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("stages (step 1).best = 4242, but there are"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(
+            std::fs::read(&s).unwrap(),
+            bytes,
+            "{args:?} changed the file"
+        );
+    }
+    assert!(!q.exists());
 }

@@ -31,7 +31,7 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
     let t0 = Instant::now();
     let ev = qtune::eval::Evaluator::new(&ws, &|_| {}).context("FP32 evaluation")?;
     let fp32_s = t0.elapsed().as_secs_f64();
-    let mut tuner = Tuner::new(&ws, &ev, None, None)?;
+    let mut tuner = Tuner::new(&ws, &ev, qtune::tune::new_session(&ws, &ev), None)?;
     // Every toggle runs, even back to a state evaluated before.
     tuner.reuse = false;
     let t0 = Instant::now();
@@ -53,14 +53,14 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
                 let t = Instant::now();
                 let i = tuner.toggle(&names[k], &Quiet)?;
                 times.push(t.elapsed().as_secs_f64());
-                rerun = tuner.session.evaluations[i].rerun.nodes_run;
+                rerun = tuner.session.evaluation(i).map_or(0, |e| e.rerun.nodes_run);
             }
         }
         times.sort_by(f64::total_cmp);
         toggles.push(json!({
             "layer": names[k], "position": where_, "index": k,
             "min_s": times[0], "median_s": times[times.len() / 2],
-            "steps_rerun": rerun, "steps_total": tuner.session.evaluations.last().map(|e| e.rerun.nodes_total),
+            "steps_rerun": rerun, "steps_total": tuner.session.evaluations().next_back().map(|(_, e)| e.rerun.nodes_total),
         }));
     }
     // New settings as stage 5 meets them: stage 5's grid at the configured batch_count
@@ -84,7 +84,7 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
                 origin: Origin::Flow,
                 setting: Some(i),
                 exclude: Vec::new(),
-                fp16: false,
+                fp16: tuner.fp16(),
                 rebase: false,
             },
             &Quiet,

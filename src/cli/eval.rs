@@ -1,14 +1,12 @@
-//! `qtune eval -c CONFIG [--params P] [--json]`.
+//! `qtune eval -c CONFIG [--params P | --session S] [--json] [--dump-outputs DIR]`.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use qtune::quant::ParamsRecord;
-use qtune::quant::export::simulate;
+use qtune::jobs::{PlanFrom, quantization, score};
 
 use super::calibrate::open;
 use super::progress::Bar;
@@ -19,69 +17,94 @@ pub struct Args {
     #[arg(short, long, value_name = "CONFIG")]
     pub config: PathBuf,
     /// Use this parameter record (from `qtune calibrate -o`) instead of calibrating.
-    #[arg(long, value_name = "PARAMS.yaml")]
+    #[arg(long, value_name = "PARAMS.yaml", conflicts_with = "session")]
     pub params: Option<PathBuf>,
+    /// Evaluate this session's current result (what `export --session` writes).
+    #[arg(long, value_name = "S")]
+    pub session: Option<PathBuf>,
     /// Machine-readable output (schema in README.md).
     #[arg(long)]
     pub json: bool,
+    /// Write what was scored: DIR/NNNNN_input_K.npy (the preprocessed input K of
+    /// evaluation sample NNNNN) and DIR/NNNNN_output_K.npy (its INT8 output K).
+    #[arg(long, value_name = "DIR")]
+    pub dump_outputs: Option<PathBuf>,
 }
 
 pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     let ws = open(&args.config, model)?;
-    let plan = match &args.params {
-        Some(p) => {
-            let r = ParamsRecord::load(p)?;
-            r.check_model(p, &ws.model.sha256, &ws.layer_names())?;
-            r.plan
-        }
-        None => {
-            let bar = Bar::new(
-                quiet,
-                ws.config.batch_count.min(ws.calib.len()),
-                "calibrating",
-            );
-            let (plan, _) = ws.calibrate(&|i| bar.set(i), &AtomicBool::new(false))?;
-            bar.finish();
-            plan
-        }
+    let from = match (&args.params, &args.session) {
+        (Some(p), _) => PlanFrom::Params(p),
+        (None, Some(s)) => PlanFrom::Session(s),
+        (None, None) => PlanFrom::Calibrate,
     };
-    let exclude: HashSet<String> = ws.config.exclude_op.iter().cloned().collect();
-    let names: HashSet<String> = ws.layer_names().into_iter().collect();
-    if let Some(bad) = exclude.iter().find(|e| !names.contains(*e)) {
-        anyhow::bail!(
-            "{}: exclude_op names `{bad}`, which is not a quantizable layer of the model (see `qtune inspect`)",
-            args.config.display()
-        );
-    }
-    let (sim, warnings) = simulate(&ws.graph, &plan, &exclude)?;
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
+    let bar = Bar::new(
+        quiet,
+        ws.config.batch_count.min(ws.calib.len()),
+        "calibrating",
+    );
+    let q = quantization(&ws, from, &|i| bar.set(i), &AtomicBool::new(false))?;
+    bar.finish();
     let n = ws.eval.as_ref().map(|e| e.data.len()).unwrap_or(0);
     let bar = Bar::new(quiet, n, "FP32");
     let ev = qtune::eval::Evaluator::new(&ws, &|i| bar.set(i)).context("FP32 evaluation")?;
     bar.finish();
     let bar = Bar::new(quiet, n, "INT8");
-    let quantized = |name: &str| {
-        !exclude.contains(name) && plan.layer(name).is_some_and(|l| plan.is_calibrated(l))
-    };
-    let fp16 = ws.config.float_precision == qtune::config::FloatPrecision::Fp16;
-    let report = ev.evaluate(&sim, &quantized, fp16, &|i| bar.set(i))?;
+    let scored = score(&ws, &ev, &q, &|i| bar.set(i))?;
     bar.finish();
+    if let Some(dir) = &args.dump_outputs {
+        dump(dir, &ws, &scored.outputs)?;
+    }
+    let report = &scored.report;
     if args.json {
         let doc = json!({
             "model": ws.config.model.display().to_string(),
             "model_sha256": ws.model.sha256,
-            "exclude_op": ws.config.exclude_op,
+            "exclude_op": q.exclude,
+            "source": q.origin,
+            "float_precision": if q.fp16 { "FP16" } else { "FP32" },
+            "degradations": scored.degradations,
             "report": report,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
+    for d in &scored.degradations {
+        eprintln!("warning: {d}");
+    }
+    print_report(report, &q.origin, q.fp16);
+    Ok(0)
+}
+
+/// Writes each evaluation sample's inputs and scored outputs as `.npy` files.
+fn dump(
+    dir: &std::path::Path,
+    ws: &qtune::workspace::Workspace,
+    outputs: &[Vec<qtune::ir::Tensor>],
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let Some(set) = ws.eval.as_ref() else {
+        return Ok(());
+    };
+    for (i, sample) in outputs.iter().enumerate() {
+        for (k, t) in set.data.load(i)?.iter().enumerate() {
+            qtune::data::write_npy(&dir.join(format!("{i:05}_input_{k}.npy")), t)?;
+        }
+        for (k, t) in sample.iter().enumerate() {
+            qtune::data::write_npy(&dir.join(format!("{i:05}_output_{k}.npy")), t)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_report(report: &qtune::eval::EvalReport, origin: &str, fp16: bool) {
     let m = report.metric.as_str();
+    println!("quantization: {origin}");
     println!(
-        "metric {m} on {} samples (target: drop at most {})",
-        report.samples, report.max_drop
+        "metric {m} on {} samples (target: drop at most {}){}",
+        report.samples,
+        report.max_drop,
+        if fp16 { "; float parts in FP16" } else { "" }
     );
     println!("  FP32  {:.4}", report.fp32);
     println!("  INT8  {:.4}", report.int8);
@@ -117,5 +140,4 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
             l.name, l.op_type, l.cosine, l.sqnr_db
         );
     }
-    Ok(0)
 }

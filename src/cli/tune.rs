@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use qtune::session::{self, Session, StageState};
-use qtune::tune::{Observer, Tuner, Work};
+use qtune::config::FloatPrecision;
+use qtune::session::{self, EvalId, Session, StageState};
+use qtune::tune::{Observer, Opened, Tuner, Work, open_session};
 
 use super::calibrate::open;
 use super::progress::Bar;
@@ -20,7 +21,8 @@ pub struct Args {
     /// The session file: created, or resumed when it exists (saved after every evaluation).
     #[arg(long, value_name = "S")]
     pub session: PathBuf,
-    /// Reuse a session made for another model.
+    /// The session file holds another model's session: move it aside (to
+    /// S.<sha12>.bak) and start afresh for this model.
     #[arg(long)]
     pub force: bool,
     /// Keep going after a stage meets the target, looking for a better result.
@@ -93,24 +95,30 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     if let Some(mb) = args.cache_mb {
         ws.config.tune.cache_bytes = mb << 20;
     }
-    let resumed = if args.session.exists() {
-        let s = session::load(&args.session)?;
-        session::check_model(&s, &args.session, &ws.model.sha256, args.force)?;
-        Some(s)
-    } else {
-        None
-    };
+    // A damaged session is refused before any work, and never written.
+    if args.session.exists() {
+        session::load(&args.session)?;
+    }
     let n = ws.eval.as_ref().map_or(0, |e| e.data.len());
     let bar = Bar::new(quiet, n, "FP32");
     let ev = qtune::eval::Evaluator::new(&ws, &|i| bar.set(i)).context("FP32 evaluation")?;
     bar.finish();
-    let was_resumed = resumed.is_some();
-    let mut tuner = Tuner::new(&ws, &ev, resumed, Some(args.session.clone()))?;
-    tuner.session.log(if was_resumed {
-        "resumed by qtune tune"
-    } else {
-        "started by qtune tune"
+    let (s, file, opened) = open_session(&args.session, &ws, &ev, args.force)?;
+    if let Opened::Replaced { backup } = &opened {
+        eprintln!(
+            "qtune: {} held a session of another model; moved to {} (--force), starting afresh",
+            args.session.display(),
+            backup.display()
+        );
+    }
+    let mut tuner = Tuner::new(&ws, &ev, s, Some(file))?;
+    tuner.session.log(match opened {
+        Opened::Resumed => "resumed by qtune tune",
+        _ => "started by qtune tune",
     });
+    for d in &tuner.session.degradations {
+        eprintln!("warning: {d}");
+    }
     let obs = Progress {
         quiet,
         bar: Mutex::new(None),
@@ -125,10 +133,11 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
         Err(qtune::Error::Cancelled) if super::interrupt::interrupted() => {
             tuner.session.log("interrupted (Ctrl-C) in qtune tune");
             tuner.save()?;
+            tuner.compact()?;
             eprintln!(
                 "qtune: interrupted; {} holds the {} evaluations done (the one in flight was dropped); the same command resumes",
                 args.session.display(),
-                tuner.session.evaluations.len()
+                tuner.session.evaluation_count()
             );
             return Ok(130);
         }
@@ -153,17 +162,26 @@ fn summary(
     path: &std::path::Path,
     outcome: &qtune::tune::FlowOutcome,
 ) -> serde_json::Value {
-    let eval_json = |i: usize| {
-        let e = &s.evaluations[i];
+    let eval_json = |i: EvalId| {
+        let Some(e) = s.evaluation(i) else {
+            return serde_json::Value::Null;
+        };
         json!({
-            "evaluation": i,
-            "setting": e.setting.map(|k| s.settings[k].setting),
+            "evaluation": i.0,
+            "stage": e.stage.step(),
+            "setting": s.setting_of(i).map(|r| r.setting),
             "exclude_op": e.exclude,
+            "excluded_macs": s.excluded_macs(&e.exclude),
             "fp16": e.fp16,
             "int8": e.report.int8,
             "delta": e.report.delta,
             "target_met": e.report.target_met,
         })
+    };
+    let conclusion = match (outcome.met_stage, outcome.fallback) {
+        (Some(_), _) => "int8",
+        (None, Some(_)) => "fp16",
+        (None, None) => "none",
     };
     json!({
         "session": path.display().to_string(),
@@ -171,9 +189,15 @@ fn summary(
         "metric": s.metric.as_str(),
         "fp32": s.fp32_metric,
         "max_drop": s.max_drop,
+        "min_value": s.min_value,
+        "float_precision": if s.float_precision == FloatPrecision::Fp16 { "FP16" } else { "FP32" },
+        "degradations": s.degradations,
         "target_met": outcome.met_stage.is_some(),
         "met_stage": outcome.met_stage.map(|m| m.step()),
+        "conclusion": conclusion,
         "result": outcome.chosen.map(eval_json),
+        "fallback": outcome.fallback.map(eval_json),
+        "adopted": outcome.adopted,
         "stages": s.stages.iter().map(|r| json!({
             "step": r.stage.step(),
             "name": r.stage.title(),
@@ -182,93 +206,129 @@ fn summary(
             "total": r.evaluations_total,
             "duplicates": r.duplicates,
             "seconds": r.seconds,
+            "note": r.note,
             "best": r.best.map(eval_json),
             "exclude_searches": r.searches,
         })).collect::<Vec<_>>(),
-        "evaluations_run": s.evaluations.len(),
+        "evaluations_run": s.evaluation_count(),
     })
 }
 
 fn print_table(s: &Session, outcome: &qtune::tune::FlowOutcome) {
     let fp32 = s.fp32_metric.unwrap_or(f64::NAN);
+    let target = match s.min_value {
+        Some(v) => format!("at least {v}"),
+        None => format!("drop at most {}", s.max_drop),
+    };
     println!(
-        "metric {} · FP32 {fp32:.4} · target: drop at most {}",
-        s.metric.as_str(),
-        s.max_drop
+        "metric {} · FP32 {fp32:.4} · target: {target}",
+        s.metric.as_str()
     );
+    if s.float_precision == FloatPrecision::Fp16 {
+        println!("float parts (excluded layers and non-layer ops) run in FP16");
+    }
     println!(
         "{:<5} {:<42} {:<8} {:>9} {:>8} {:>7} {:>8}",
         "step", "stage", "state", "metric", "delta", "evals", "time"
     );
-    for r in &s.stages {
-        let state = match r.state {
-            StageState::Pending => "pending",
-            StageState::Running => "stopped",
-            StageState::Met => "MET",
-            StageState::Missed => "missed",
-            StageState::Skipped => "skipped",
-        };
-        let (metric, delta) = r.best.map_or((String::new(), String::new()), |b| {
-            let e = &s.evaluations[b].report;
-            (format!("{:.4}", e.int8), format!("{:+.4}", e.delta))
-        });
-        let evals = if r.evaluations_total > 0 {
-            format!("{}/{}", r.evaluations_done, r.evaluations_total)
-        } else {
-            String::new()
-        };
+    for r in s.stages.iter() {
+        print_stage(s, r);
+    }
+    print_outcome(s, outcome);
+}
+
+fn print_stage(s: &Session, r: &qtune::session::StageRecord) {
+    let state = match r.state {
+        StageState::Pending => "pending",
+        StageState::Running => "stopped",
+        StageState::Met => "MET",
+        StageState::Missed => "missed",
+        StageState::Skipped => "skipped",
+    };
+    let best = r.best.and_then(|b| s.evaluation(b));
+    let (metric, delta) = best.map_or((String::new(), String::new()), |e| {
+        (
+            format!("{:.4}", e.report.int8),
+            format!("{:+.4}", e.report.delta),
+        )
+    });
+    let evals = if r.evaluations_total > 0 {
+        format!("{}/{}", r.evaluations_done, r.evaluations_total)
+    } else {
+        String::new()
+    };
+    println!(
+        "{:<5} {:<42} {:<8} {:>9} {:>8} {:>7} {:>7.1}s",
+        r.stage.step(),
+        r.stage.title(),
+        state,
+        metric,
+        delta,
+        evals,
+        r.seconds
+    );
+    if let Some(setting) = r.best.and_then(|b| s.setting_of(b)) {
+        println!("      best setting: {}", setting.setting.label());
+    }
+    if let Some(e) = best.filter(|e| !e.exclude.is_empty() && r.stage.is_int8()) {
         println!(
-            "{:<5} {:<42} {:<8} {:>9} {:>8} {:>7} {:>7.1}s",
-            r.stage.step(),
-            r.stage.title(),
-            state,
-            metric,
-            delta,
-            evals,
-            r.seconds
+            "      best exclude_op ({}): {}",
+            e.exclude.len(),
+            e.exclude.join(", ")
         );
-        if let Some(b) = r.best.and_then(|b| s.evaluations[b].setting) {
-            println!("      best setting: {}", s.settings[b].setting.label());
-        }
-        if r.duplicates > 0 {
-            println!(
-                "      {} setting(s) quantized identically to an earlier one: evaluated once",
-                r.duplicates
-            );
-        }
-        for x in &r.searches {
-            println!(
-                "      {:<15} {:>4} evaluations → {} layer(s) excluded, metric {:.4}{}",
-                x.strategy,
-                x.evaluations,
-                x.exclude.len(),
-                x.metric.unwrap_or(f64::NAN),
-                if x.target_met { " (target met)" } else { "" }
-            );
+    }
+    if r.duplicates > 0 {
+        println!(
+            "      {} setting(s) quantized identically to an earlier one: evaluated once",
+            r.duplicates
+        );
+    }
+    for x in &r.searches {
+        println!(
+            "      {:<15} {:>4} evaluations → {} layer(s) excluded, metric {:.4}{}",
+            x.strategy,
+            x.evaluations,
+            x.exclude.len(),
+            x.metric.unwrap_or(f64::NAN),
+            if x.target_met { " (target met)" } else { "" }
+        );
+        if let Some(why) = &x.stopped {
+            println!("      {:<15} {why}", "");
         }
     }
-    match outcome.chosen {
-        Some(i) => {
-            let e = &s.evaluations[i];
-            match outcome.met_stage {
-                Some(m) => println!("target met at stage {}", m.step()),
-                None => println!("target NOT met; the best result found:"),
-            }
-            if let Some(k) = e.setting {
-                println!("setting:    {}", s.settings[k].setting.label());
-            }
-            println!(
-                "metric:     {:.4} (delta {:+.4}){}",
-                e.report.int8,
-                e.report.delta,
-                if e.fp16 {
-                    ", FP16, nothing quantized"
-                } else {
-                    ""
-                }
-            );
-            println!("exclude_op: {:?}", e.exclude);
+    if let Some(note) = &r.note {
+        println!("      {note}");
+    }
+}
+
+fn print_outcome(s: &Session, outcome: &qtune::tune::FlowOutcome) {
+    match (outcome.met_stage, outcome.chosen) {
+        (Some(m), Some(i)) => {
+            println!("target met at stage {}: result {}", m.step(), s.describe(i))
         }
-        None => println!("no evaluation ran"),
+        (None, chosen) => {
+            println!("target NOT met by any INT8 stage");
+            if let Some(i) = outcome.fallback {
+                println!(
+                    "stage 8 (the seed's conclusion): quantization does not suit this model at this target; deploy it in FP16 ({})",
+                    s.describe(i)
+                );
+            }
+            if let Some(i) = chosen {
+                println!("best INT8 result found: {}", s.describe(i));
+            }
+        }
+        (Some(m), None) => println!("target met at stage {}", m.step()),
+    }
+    if let Some((i, e)) = s.current_evaluation() {
+        println!(
+            "current state ({}, what `qtune export --session` writes): {i}, exclude_op {:?}",
+            if outcome.adopted {
+                "the flow's result"
+            } else {
+                "kept"
+            },
+            e.exclude
+        );
     }
 }

@@ -13,6 +13,7 @@ use crate::calib::{SearchParams, WeightType};
 use crate::data::image::{ImageFormat, ResizeMode};
 
 pub use raw::{FloatPrecision, InputType, Metric, RawConfig, TOP_LEVEL_KEYS};
+pub use resolve::suggest;
 
 /// A configuration error; the message names the file, line, key, value and what is allowed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,15 @@ pub struct EvalConfig {
     pub iou_threshold: f64,
     pub command: Option<String>,
     pub max_drop: f64,
+    /// An absolute target: INT8 ≥ min_value (instead of INT8 ≥ FP32 − max_drop).
+    pub min_value: Option<f64>,
+}
+
+impl EvalConfig {
+    /// The lowest INT8 metric that meets the target, given the FP32 metric.
+    pub fn threshold(&self, fp32: f64) -> f64 {
+        self.min_value.unwrap_or(fp32 - self.max_drop)
+    }
 }
 
 /// A validated configuration with absolute paths.
@@ -91,6 +101,24 @@ impl Config {
     /// Validates the YAML `text` as if read from `path` (relative paths resolve against its folder).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         resolve::parse(text, path)
+    }
+
+    /// An error about the key at `path` (e.g. `["exclude_op"]`), at its line in the file
+    /// the configuration was read from when it can be found there.
+    pub fn key_error(&self, path: &[&str], msg: String) -> ConfigError {
+        let file = self
+            .file
+            .as_deref()
+            .map_or("config".to_string(), |f| f.display().to_string());
+        let line = self
+            .file
+            .as_deref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|text| resolve::line_of(&text, path));
+        match line {
+            Some(line) => ConfigError::At { file, line, msg },
+            None => ConfigError::File { file, msg },
+        }
     }
 
     /// The YAML of this configuration's raw values.

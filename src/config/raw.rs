@@ -151,6 +151,9 @@ pub struct RawEvaluation {
     pub command: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_drop: Option<f64>,
+    /// An absolute target instead of `max_drop`: INT8 metric ≥ min_value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<f64>,
 }
 
 /// A path, or one path per model input.

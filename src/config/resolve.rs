@@ -21,6 +21,7 @@ const NESTED_KEYS: &[&str] = &[
     "iou_threshold",
     "command",
     "max_drop",
+    "min_value",
 ];
 
 /// Keys that may appear below the top level.
@@ -128,6 +129,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             if !(max_drop.is_finite() && max_drop >= 0.0) {
                 return Err(ctx.at(&["evaluation", "max_drop"], format!("key `evaluation.max_drop`: {max_drop} is not allowed; allowed: a number >= 0")));
             }
+            let min_value = resolve_min_value(&ctx, e, metric)?;
             Some(EvalConfig {
                 paths,
                 labels: e.labels.as_deref().map(&rel),
@@ -136,6 +138,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 iou_threshold,
                 command: e.command.clone(),
                 max_drop,
+                min_value,
             })
         }
     };
@@ -153,6 +156,30 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         float_precision: raw.float_precision.unwrap_or(super::FloatPrecision::Fp32),
         raw,
     })
+}
+
+/// `evaluation.min_value`: an absolute target, exclusive with `max_drop`, required for
+/// `sqnr` (FP32 scored against itself is exact, so a drop from it means nothing).
+fn resolve_min_value(
+    ctx: &Ctx,
+    e: &super::raw::RawEvaluation,
+    metric: Metric,
+) -> Result<Option<f64>, ConfigError> {
+    match (e.min_value, e.max_drop) {
+        (Some(v), _) if !v.is_finite() => Err(ctx.at(
+            &["evaluation", "min_value"],
+            format!("key `evaluation.min_value`: {v} is not allowed; allowed: a finite number"),
+        )),
+        (Some(_), Some(_)) => Err(ctx.at(
+            &["evaluation", "min_value"],
+            "key `evaluation.min_value`: give either `min_value` (an absolute target) or `max_drop` (a drop from FP32), not both".into(),
+        )),
+        (None, _) if metric == Metric::Sqnr => Err(ctx.at(
+            &["evaluation", "metric"],
+            "key `evaluation.metric`: sqnr needs `evaluation.min_value` (e.g. 30 for 30 dB): FP32 against itself scores the 200 dB cap, so a drop from it means nothing".into(),
+        )),
+        (v, _) => Ok(v),
+    }
 }
 
 fn input_config(
@@ -258,7 +285,7 @@ impl Ctx<'_> {
 
 /// 1-based line of a key given as a path of names (`["evaluation", "metric"]`): the first
 /// line defining the last name after the lines defining the earlier ones.
-fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+pub(super) fn line_of(text: &str, path: &[&str]) -> Option<usize> {
     let mut from = 0;
     let mut found = None;
     for name in path {
@@ -313,8 +340,8 @@ fn yaml_error(file: &str, text: &str, e: yaml::YamlError) -> ConfigError {
     }
 }
 
-/// The closest allowed key within edit distance 2.
-fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+/// The closest candidate within edit distance 2.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (edit_distance(word, c), *c))

@@ -14,6 +14,7 @@ pub const TUNE_KEYS: &[&str] = &[
     "exclude_search",
     "continue_after_target",
     "cache_memory_mb",
+    "max_excluded",
 ];
 
 /// Every key of `tune.grid:`.
@@ -42,6 +43,103 @@ pub struct RawTune {
     pub continue_after_target: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_memory_mb: Option<u64>,
+    /// How many layers stage 7 may keep float: a count, `"N%"` of the layers, or
+    /// `"N% macs"` of their multiply-accumulates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_excluded: Option<MaxExcluded>,
+}
+
+/// `tune.max_excluded`: the most stage 7 may keep float.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxExcluded {
+    /// At most this many layers.
+    Layers(u64),
+    /// At most this percentage of the quantizable layers.
+    LayerPercent(f64),
+    /// At most this percentage of the quantizable layers' multiply-accumulates.
+    MacPercent(f64),
+}
+
+/// The default: a quarter of the model's multiply-accumulates — a blacklist past that
+/// keeps too much of the model float for INT8 to pay.
+pub const DEFAULT_MAX_EXCLUDED: MaxExcluded = MaxExcluded::MacPercent(25.0);
+
+impl MaxExcluded {
+    /// Whether a blacklist of `layers` layers holding `macs` of `total_macs`, out of
+    /// `total_layers`, is within the limit.
+    pub fn allows(self, layers: usize, total_layers: usize, macs: u64, total_macs: u64) -> bool {
+        match self {
+            MaxExcluded::Layers(n) => layers as u64 <= n,
+            MaxExcluded::LayerPercent(p) => layers as f64 <= p / 100.0 * total_layers as f64,
+            // Unknown MACs (sessions of format 1) fall back to counting layers.
+            MaxExcluded::MacPercent(p) if total_macs == 0 => {
+                layers as f64 <= p / 100.0 * total_layers as f64
+            }
+            MaxExcluded::MacPercent(p) => macs as f64 <= p / 100.0 * total_macs as f64,
+        }
+    }
+
+    /// As written in the configuration (`8`, `"25%"`, `"25% macs"`).
+    pub fn label(self) -> String {
+        match self {
+            MaxExcluded::Layers(n) => format!("{n} layers"),
+            MaxExcluded::LayerPercent(p) => format!("{p}% of the layers"),
+            MaxExcluded::MacPercent(p) => format!("{p}% of the MACs"),
+        }
+    }
+
+    fn parse(text: &str) -> Option<MaxExcluded> {
+        let t = text.trim();
+        let (num, macs) = match t.strip_suffix("macs").or_else(|| t.strip_suffix("MACs")) {
+            Some(rest) => (rest.trim_end(), true),
+            None => (t, false),
+        };
+        let p: f64 = num.strip_suffix('%')?.trim().parse().ok()?;
+        if !(p.is_finite() && p > 0.0 && p <= 100.0) {
+            return None;
+        }
+        Some(if macs {
+            MaxExcluded::MacPercent(p)
+        } else {
+            MaxExcluded::LayerPercent(p)
+        })
+    }
+}
+
+impl Serialize for MaxExcluded {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MaxExcluded::Layers(n) => s.serialize_u64(*n),
+            MaxExcluded::LayerPercent(p) => s.serialize_str(&format!("{p}%")),
+            MaxExcluded::MacPercent(p) => s.serialize_str(&format!("{p}% macs")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxExcluded {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MaxExcluded, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = MaxExcluded;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a layer count, \"N%\" of the layers, or \"N% macs\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<MaxExcluded, E> {
+                Ok(MaxExcluded::Layers(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<MaxExcluded, E> {
+                u64::try_from(v)
+                    .map(MaxExcluded::Layers)
+                    .map_err(|_| E::custom(format!("{v} is not allowed; allowed: a layer count >= 0, \"N%\" or \"N% macs\" with 0 < N <= 100")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MaxExcluded, E> {
+                MaxExcluded::parse(v).ok_or_else(|| {
+                    E::custom(format!("`{v}` is not allowed; allowed: a layer count, \"N%\" or \"N% macs\" with 0 < N <= 100"))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `tune.grid:` as written: the values stage 5 traverses (Table 2).
@@ -110,6 +208,8 @@ pub struct TuneConfig {
     pub continue_after_target: bool,
     /// Memory the re-evaluation caches may use.
     pub cache_bytes: usize,
+    /// The most stage 7 may keep float.
+    pub max_excluded: MaxExcluded,
 }
 
 /// The stage 5 grid.
@@ -164,6 +264,7 @@ impl Default for TuneConfig {
             exclude_search: ExcludeStrategy::Both,
             continue_after_target: false,
             cache_bytes: DEFAULT_CACHE_MB << 20,
+            max_excluded: DEFAULT_MAX_EXCLUDED,
         }
     }
 }
@@ -181,6 +282,7 @@ pub fn resolve(raw: Option<&RawTune>) -> Result<TuneConfig, TuneIssue> {
     t.detection = raw.detection;
     t.exclude_search = raw.exclude_search.unwrap_or(ExcludeStrategy::Both);
     t.continue_after_target = raw.continue_after_target.unwrap_or(false);
+    t.max_excluded = raw.max_excluded.unwrap_or(DEFAULT_MAX_EXCLUDED);
     if let Some(mb) = raw.cache_memory_mb {
         if !(16..=1 << 20).contains(&mb) {
             return Err((

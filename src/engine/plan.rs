@@ -66,6 +66,16 @@ pub fn round_to_f16(t: &mut Tensor) {
     }
 }
 
+/// The scale inputs of the graph's QuantizeLinear/DequantizeLinear nodes.
+fn qdq_scales(graph: &Graph) -> Vec<ValueId> {
+    graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear"))
+        .filter_map(|n| n.input(1))
+        .collect()
+}
+
 /// Steps of a plan selected by `Plan::subset`, with where each value is freed.
 #[derive(Clone, Debug, Default)]
 pub struct Subset {
@@ -103,8 +113,16 @@ impl Plan {
     ) -> EngineResult<Plan> {
         let analysis = analyze(graph, input_shapes)?;
         let mut constants: Vec<Option<Arc<Tensor>>> = vec![None; graph.values.len()];
+        // Q/DQ scales are parameters of the integer computation, not float data: FP16
+        // emulation keeps them exact.
+        let exact = if options.fp16 {
+            qdq_scales(graph)
+        } else {
+            Vec::new()
+        };
         for (id, t) in graph.constants.iter().chain(analysis.folded.iter()) {
-            constants[id.0] = Some(if options.fp16 && t.dtype() == DType::F32 {
+            let round = options.fp16 && t.dtype() == DType::F32 && !exact.contains(id);
+            constants[id.0] = Some(if round {
                 let mut r = (**t).clone();
                 round_to_f16(&mut r);
                 Arc::new(r)

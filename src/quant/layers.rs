@@ -97,3 +97,50 @@ pub fn find_layers(graph: &Graph) -> Vec<LayerRef> {
     }
     out
 }
+
+/// Multiply-accumulates of one run of `layer` in `graph` (a prepared graph: static shapes);
+/// 0 when a shape is unknown.
+pub fn layer_macs(graph: &Graph, layer: &LayerRef) -> u64 {
+    let dims = |v: ValueId| -> Option<Vec<u64>> {
+        graph
+            .value(v)
+            .shape
+            .as_ref()?
+            .iter()
+            .map(|d| match d {
+                crate::ir::Dim::Fixed(n) => Some(*n as u64),
+                crate::ir::Dim::Dynamic(_) => None,
+            })
+            .collect()
+    };
+    let elems = |s: &[u64]| s.iter().product::<u64>();
+    let Some(node) = graph.nodes.get(layer.node.0) else {
+        return 0;
+    };
+    let (Some(x), Some(out)) = (layer.activations.first(), node.output(0)) else {
+        return 0;
+    };
+    let (Some(x), Some(y)) = (dims(*x), dims(out)) else {
+        return 0;
+    };
+    let w = node.input(1).and_then(|w| {
+        dims(w).or_else(|| {
+            graph
+                .constants
+                .get(&w)
+                .map(|t| t.shape().iter().map(|&d| d as u64).collect())
+        })
+    });
+    let macs = match (node.op_type.as_str(), w.as_deref()) {
+        ("Conv", Some([_, rest @ ..])) => elems(&y).saturating_mul(elems(rest)),
+        ("ConvTranspose", Some([_, rest @ ..])) => elems(&x).saturating_mul(elems(rest)),
+        ("Gemm", _) => {
+            let trans_a = matches!(node.attrs.get("transA"), Some(Attr::Int(t)) if *t != 0);
+            let k = if trans_a { x.first() } else { x.last() };
+            elems(&y).saturating_mul(k.copied().unwrap_or(0))
+        }
+        ("MatMul", _) => elems(&y).saturating_mul(x.last().copied().unwrap_or(0)),
+        _ => 0,
+    };
+    macs
+}

@@ -1,5 +1,6 @@
 //! Quantization: which layers, their parameters (`QuantPlan`), and the Q/DQ graph transform.
 pub mod apply;
+pub mod build;
 pub mod calibrate;
 pub mod export;
 pub mod layers;
@@ -7,6 +8,7 @@ pub mod plan;
 pub mod record;
 
 pub use apply::apply;
+pub use build::{QdqDecision, build, decide};
 pub use layers::{Layer, LayerRef, find_layers};
 pub use plan::QuantPlan;
 pub use record::ParamsRecord;

@@ -1,10 +1,23 @@
-//! Sessions: the versioned record of a tuning run (session.rs) and its atomic storage
-//! (store.rs).
+//! Sessions: the typed, validated record of a tuning run (session.rs and the records it
+//! holds), how results are ranked (order.rs), validation at load (validate.rs), and
+//! storage as a snapshot plus an append-only journal (store.rs).
 
+mod ids;
+pub mod order;
 pub mod plan;
+mod record;
 #[allow(clippy::module_inception)]
 mod session;
+mod stage;
 pub mod store;
+mod validate;
 
-pub use session::*;
-pub use store::{SessionError, check_model, load, save};
+pub use ids::{EvalId, SettingId};
+pub use record::{
+    ActivationSummary, Current, Evaluation, LayerInfo, LogEntry, Origin, RerunStats, Setting,
+    SettingRecord, now,
+};
+pub use session::{SESSION_FORMAT, Session, SessionFull, SessionInit};
+pub use stage::{ExcludeSearch, StageId, StageRecord, StageState, Stages};
+pub use store::{SessionError, SessionFile, check_model, journal_path, load, save};
+pub use validate::Invalid;

@@ -1,5 +1,5 @@
-//! The quantization plan of a session's current state, rebuilt from what the session
-//! holds (activation ranges, scales and offsets) and the model (weights): what
+//! The quantization plan of a session's setting, rebuilt from what the session holds
+//! (activation ranges, scales and offsets) and the model (weights): what
 //! `qtune export --session` writes, without calibrating again.
 
 use std::collections::BTreeMap;
@@ -9,23 +9,19 @@ use crate::ir::Graph;
 use crate::quant::calibrate::quantize_layer_weights;
 use crate::quant::{LayerRef, QuantError, QuantPlan};
 
-use super::Session;
+use super::{Session, SettingId};
 
-/// The plan of `session.current` for `graph` (the model prepared for the session's sample
-/// shapes) and its `layers`, with the exclude list to apply. Errors when the current
-/// state quantizes nothing (no setting: the FP16 fallback).
-pub fn current_plan(
+/// The plan of setting `id` for `graph` (the model prepared for the session's sample
+/// shapes) and its `layers`.
+pub fn setting_plan(
     session: &Session,
+    id: SettingId,
     graph: &Graph,
     layers: &[LayerRef],
-) -> Result<(QuantPlan, Vec<String>), QuantError> {
-    let index = session.current.setting.ok_or_else(|| {
-        QuantError::Invalid(
-            "the session's current result quantizes nothing (FP16 fallback): there is no INT8 model to export"
-                .into(),
-        )
-    })?;
-    let record = &session.settings[index];
+) -> Result<QuantPlan, QuantError> {
+    let record = session
+        .setting(id)
+        .ok_or_else(|| QuantError::Invalid(format!("{id} is not in the session")))?;
     let s = &record.setting;
     let activations: BTreeMap<String, ActivationParams> = record
         .activations
@@ -66,5 +62,5 @@ pub fn current_plan(
         uncalibrated: BTreeMap::new(),
         histograms: BTreeMap::new(),
     };
-    Ok((plan, session.current.exclude.clone()))
+    Ok(plan)
 }

@@ -2,21 +2,26 @@
 //! decision 6). The TUI renders it, `qtune review` reopens it without model or data, and
 //! `qtune tune --session` resumes from it.
 //!
-//! Indices are stable: `settings[i]` and `evaluations[i]` are only ever appended.
+//! Settings and evaluations are append-only and reached through their ids; every stored
+//! id is validated at load (validate.rs) and every accessor returns `Option`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::calib::{AllCurves, DisplayHistogram, DivergenceType, QuantizeAlgo, WeightType};
-use crate::config::{Metric, RawConfig};
-use crate::eval::EvalReport;
+use super::ids::{EvalId, SettingId, id_of};
+use super::order;
+use super::record::{Current, Evaluation, LayerInfo, LogEntry, Setting, SettingRecord, now};
+use super::stage::{StageId, StageRecord, StageState, Stages};
+use crate::calib::{AllCurves, DisplayHistogram};
+use crate::config::{FloatPrecision, Metric, RawConfig};
 
 /// The format written by this version. Older formats are migrated on load (store.rs).
-pub const SESSION_FORMAT: u32 = 1;
+pub const SESSION_FORMAT: u32 = 2;
 
 /// One tuning session.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Session {
     pub format: u32,
     pub qtune_version: String,
@@ -29,374 +34,269 @@ pub struct Session {
     pub config: RawConfig,
     pub metric: Metric,
     pub max_drop: f64,
+    /// An absolute target (`evaluation.min_value`): INT8 ≥ min_value instead of
+    /// INT8 ≥ FP32 − max_drop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<f64>,
     /// Evaluation samples per evaluation.
     pub eval_samples: usize,
     /// The FP32 model's metric on the evaluation set (once measured).
+    #[serde(with = "crate::serde_num::opt_f64_any")]
     pub fp32_metric: Option<f64>,
+    /// The precision everything left in float runs in (`float_precision`).
+    #[serde(default = "fp32")]
+    pub float_precision: FloatPrecision,
+    /// Where the quantized model had to deviate from the configuration (per-tensor weights
+    /// because the opset cannot be raised, layers left float …): shown with every result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degradations: Vec<String>,
     /// The shape of one sample per model input (what the model was prepared for).
     #[serde(default)]
     pub sample_shapes: Vec<Vec<usize>>,
     /// The quantizable layers, in graph order.
     pub layers: Vec<LayerInfo>,
-    /// Every calibration setting tried; `Evaluation::setting` indexes this.
-    pub settings: Vec<SettingRecord>,
+    /// Every calibration setting tried, by `SettingId`.
+    pub(super) settings: Vec<SettingRecord>,
     /// Display histograms of the activations, per batch_count collected, per activation name.
     pub histograms: BTreeMap<usize, BTreeMap<String, DisplayHistogram>>,
-    /// Every evaluation, in the order run.
-    pub evaluations: Vec<Evaluation>,
-    /// The flow's stages (1, 3, 5, 7, 8), in order.
-    pub stages: Vec<StageRecord>,
+    /// Every evaluation, in the order run, by `EvalId`.
+    pub(super) evaluations: Vec<Evaluation>,
+    /// The flow's stages, in order.
+    pub stages: Stages,
     /// The state the user (or the flow) last left: setting and exclude_op.
     pub current: Current,
     /// What the user did, in order.
     pub log: Vec<LogEntry>,
+    /// The last journal record folded into this snapshot (store.rs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(super) journal_seq: u64,
 }
 
-/// One quantizable layer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LayerInfo {
-    pub name: String,
-    pub op_type: String,
-    /// Names of its quantized activation inputs (keys of `SettingRecord::layers`).
-    pub activations: Vec<String>,
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
-/// A calibration setting: the seed's parameters that change the quantization.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Setting {
-    pub quantize_algo: QuantizeAlgo,
-    pub weight_type: WeightType,
-    pub bin: u32,
-    #[serde(rename = "type")]
-    pub divergence: DivergenceType,
-    pub start_ratio: f64,
-    pub end_ratio: f64,
-    pub step_ratio: f64,
-    pub max_percentile: f64,
-    pub batch_count: usize,
+fn fp32() -> FloatPrecision {
+    FloatPrecision::Fp32
 }
 
-impl Setting {
-    /// A one-line description (`HALF_OFFSET VECTOR bin 150 KL 0.7..1.3/0.01 p1 b10`).
-    pub fn label(&self) -> String {
-        format!(
-            "{} {} bin {} {} {}..{}/{} p{} b{}",
-            self.quantize_algo.as_str(),
-            self.weight_type.as_str(),
-            self.bin,
-            self.divergence.as_str(),
-            self.start_ratio,
-            self.end_ratio,
-            self.step_ratio,
-            self.max_percentile,
-            self.batch_count
-        )
-    }
-}
-
-/// A setting and what calibrating with it gave, per activation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SettingRecord {
-    pub setting: Setting,
-    /// Fingerprint of the resulting quantization parameters: settings with equal
-    /// fingerprints quantize identically and share their evaluations.
-    pub fingerprint: String,
-    /// Per activation name: the calibrated range and scale.
-    pub activations: BTreeMap<String, ActivationSummary>,
-    /// Per activation name: the divergence curves of all three types (kept for the
-    /// settings a stage selected or the user applied; empty otherwise, to keep files small).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub curves: BTreeMap<String, AllCurves>,
-}
-
-/// The calibrated parameters of one activation (without the bulky curve). Stored as a
-/// JSON array `[lo, hi, scale, offset, ratio, divergence, boundary_hit]`: a session holds
-/// one per activation per setting (23k on the demo's stage 5), and field names would
-/// double the file that is rewritten after every evaluation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(from = "SummaryRow", into = "SummaryRow")]
-pub struct ActivationSummary {
-    pub lo: f64,
-    pub hi: f64,
-    pub scale: f32,
-    pub offset: i32,
-    /// The chosen ratio (searches only).
-    pub ratio: Option<f64>,
-    /// The divergence at the chosen ratio (searches only).
-    pub divergence: Option<f64>,
-    /// The search chose its first or last candidate.
-    pub boundary_hit: bool,
-}
-
-/// The stored form of [`ActivationSummary`].
-#[derive(Clone, Serialize, Deserialize)]
-struct SummaryRow(f64, f64, f32, i32, Option<f64>, Option<f64>, bool);
-
-impl From<SummaryRow> for ActivationSummary {
-    fn from(r: SummaryRow) -> ActivationSummary {
-        let SummaryRow(lo, hi, scale, offset, ratio, divergence, boundary_hit) = r;
-        ActivationSummary {
-            lo,
-            hi,
-            scale,
-            offset,
-            ratio,
-            divergence,
-            boundary_hit,
-        }
-    }
-}
-
-impl From<ActivationSummary> for SummaryRow {
-    fn from(a: ActivationSummary) -> SummaryRow {
-        SummaryRow(
-            a.lo,
-            a.hi,
-            a.scale,
-            a.offset,
-            a.ratio,
-            a.divergence,
-            a.boundary_hit,
-        )
-    }
-}
-
-/// How much of the graph an evaluation re-ran (incremental re-evaluation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RerunStats {
-    pub nodes_run: usize,
-    pub nodes_total: usize,
-    /// Whether cached activations were reused.
-    pub incremental: bool,
-}
-
-/// Why an evaluation ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    /// Run by the flow of a stage.
-    Flow,
-    /// A sensitivity probe of the ranked exclude search.
-    Probe,
-    /// The user toggled a layer or applied a configuration.
-    User,
-}
-
-/// One evaluation against FP32.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    pub stage: StageId,
-    pub origin: Origin,
-    /// Index into `Session::settings`; `None` for the FP16 fallback (nothing quantized).
-    pub setting: Option<usize>,
-    /// Layers kept in float, in graph order.
+/// What a new session starts from.
+#[derive(Clone, Debug)]
+pub struct SessionInit {
+    pub model: String,
+    pub model_sha256: String,
+    pub config_file: Option<String>,
+    pub config: RawConfig,
+    pub metric: Metric,
+    pub max_drop: f64,
+    pub min_value: Option<f64>,
+    pub eval_samples: usize,
+    pub fp32_metric: Option<f64>,
+    pub float_precision: FloatPrecision,
+    pub degradations: Vec<String>,
+    pub sample_shapes: Vec<Vec<usize>>,
+    pub layers: Vec<LayerInfo>,
     pub exclude: Vec<String>,
-    /// Everything left in float runs in emulated FP16 (stage 8).
-    pub fp16: bool,
-    pub report: EvalReport,
-    pub rerun: RerunStats,
 }
 
-impl Evaluation {
-    pub fn metric(&self) -> f64 {
-        self.report.int8
-    }
-}
-
-/// A stage of the seed's flow (Figure 1). Steps 2, 4 and 6 are the checks that end
-/// stages 1, 3 and 5; they have no work of their own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum StageId {
-    /// Step 1: calibrate with the configuration as given.
-    #[serde(rename = "1")]
-    Calibrate,
-    /// Step 3: the seed's manual modifications (wider ratios, bin 200/250, PERCENTILE_MID).
-    #[serde(rename = "3")]
-    Modify,
-    /// Step 5: traverse Table 2.
-    #[serde(rename = "5")]
-    Traverse,
-    /// Step 7: build exclude_op.
-    #[serde(rename = "7")]
-    Exclude,
-    /// Step 8: FP16 everywhere, nothing quantized.
-    #[serde(rename = "8")]
-    Fp16,
-}
-
-impl StageId {
-    pub const ALL: [StageId; 5] = [
-        StageId::Calibrate,
-        StageId::Modify,
-        StageId::Traverse,
-        StageId::Exclude,
-        StageId::Fp16,
-    ];
-
-    /// The seed's step number.
-    pub fn step(self) -> u8 {
-        match self {
-            StageId::Calibrate => 1,
-            StageId::Modify => 3,
-            StageId::Traverse => 5,
-            StageId::Exclude => 7,
-            StageId::Fp16 => 8,
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            StageId::Calibrate => "calibrate as configured",
-            StageId::Modify => "wider ratios, bin 200/250, PERCENTILE_MID",
-            StageId::Traverse => "traverse Table 2",
-            StageId::Exclude => "build exclude_op",
-            StageId::Fp16 => "FP16 fallback",
-        }
-    }
-
-    pub fn next(self) -> Option<StageId> {
-        let i = StageId::ALL.iter().position(|s| *s == self)?;
-        StageId::ALL.get(i + 1).copied()
-    }
-}
-
-/// Where a stage is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageState {
-    Pending,
-    Running,
-    /// Ran to the end; its best result meets the target.
-    Met,
-    /// Ran to the end; the target was not met.
-    Missed,
-    /// Not run: an earlier stage met the target.
-    Skipped,
-}
-
-/// A stage's progress and outcome.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StageRecord {
-    pub stage: StageId,
-    pub state: StageState,
-    /// Index into `Session::evaluations` of the stage's best result.
-    pub best: Option<usize>,
-    /// Indices into `Session::evaluations` of the stage's results (a result found from an
-    /// earlier stage — same quantization — is listed again, not re-run).
-    #[serde(default)]
-    pub evaluations: Vec<usize>,
-    pub evaluations_done: usize,
-    /// Known once the stage starts (the grid size, the layer count …).
-    pub evaluations_total: usize,
-    pub seconds: f64,
-    /// Stage 7: what each exclude search found.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub searches: Vec<ExcludeSearch>,
-    /// Stage 5: settings skipped because an earlier one quantized identically.
-    #[serde(default)]
-    pub duplicates: usize,
-}
-
-impl StageRecord {
-    /// A stage that has not run.
-    pub fn pending(stage: StageId) -> StageRecord {
-        StageRecord {
-            stage,
-            state: StageState::Pending,
-            best: None,
-            evaluations: Vec::new(),
-            evaluations_done: 0,
-            evaluations_total: 0,
-            seconds: 0.0,
-            searches: Vec::new(),
-            duplicates: 0,
-        }
-    }
-
-    /// Every stage of the flow, none run.
-    pub fn all_pending() -> Vec<StageRecord> {
-        StageId::ALL
-            .iter()
-            .map(|&s| StageRecord::pending(s))
-            .collect()
-    }
-}
-
-/// The outcome of one exclude_op search strategy (stage 7).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ExcludeSearch {
-    /// `layer_by_layer` (the seed's) or `ranked`.
-    pub strategy: String,
-    /// Evaluations it used.
-    pub evaluations: usize,
-    pub exclude: Vec<String>,
-    /// The metric of what it found (`None`: it had no layer to try).
-    pub metric: Option<f64>,
-    pub target_met: bool,
-    /// Ranked search: layers by sensitivity, most sensitive first, with the metric
-    /// gained by excluding each alone.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ranking: Vec<(String, f64)>,
-}
-
-/// The state shown and changed by the user.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Current {
-    pub setting: Option<usize>,
-    pub exclude: Vec<String>,
-    /// The evaluation of exactly this state, when run.
-    pub evaluation: Option<usize>,
-}
-
-/// One user action, for the record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LogEntry {
-    /// Seconds since the Unix epoch.
-    pub time: f64,
-    pub action: String,
-}
+/// A session cannot hold more than `u32::MAX` settings or evaluations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session is full (2^32 records)")]
+pub struct SessionFull;
 
 impl Session {
+    /// A session with nothing tried yet.
+    pub fn new(init: SessionInit) -> Session {
+        Session {
+            format: SESSION_FORMAT,
+            qtune_version: env!("CARGO_PKG_VERSION").to_string(),
+            model: init.model,
+            model_sha256: init.model_sha256,
+            config_file: init.config_file,
+            config: init.config,
+            metric: init.metric,
+            max_drop: init.max_drop,
+            min_value: init.min_value,
+            eval_samples: init.eval_samples,
+            fp32_metric: init.fp32_metric,
+            float_precision: init.float_precision,
+            degradations: init.degradations,
+            sample_shapes: init.sample_shapes,
+            layers: init.layers,
+            settings: Vec::new(),
+            histograms: BTreeMap::new(),
+            evaluations: Vec::new(),
+            stages: Stages::default(),
+            current: Current {
+                setting: None,
+                exclude: init.exclude,
+                evaluation: None,
+            },
+            log: Vec::new(),
+            journal_seq: 0,
+        }
+    }
+
+    /// The setting `id`.
+    pub fn setting(&self, id: SettingId) -> Option<&SettingRecord> {
+        self.settings.get(id.index())
+    }
+
+    /// Every setting with its id, in the order tried.
+    // Positions fit in u32: `push_setting` and `push_evaluation` refuse more.
+    pub fn settings(&self) -> impl DoubleEndedIterator<Item = (SettingId, &SettingRecord)> {
+        self.settings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (SettingId(i as u32), r))
+    }
+
+    pub fn settings_len(&self) -> usize {
+        self.settings.len()
+    }
+
+    /// Appends a setting; returns its id.
+    pub fn push_setting(&mut self, record: SettingRecord) -> Result<SettingId, SessionFull> {
+        let id = SettingId(id_of(self.settings.len()).ok_or(SessionFull)?);
+        self.settings.push(record);
+        Ok(id)
+    }
+
+    /// Stores the divergence curves of setting `id` (no-op for an unknown id).
+    pub fn set_curves(&mut self, id: SettingId, curves: BTreeMap<String, AllCurves>) {
+        if let Some(r) = self.settings.get_mut(id.index()) {
+            r.curves = curves;
+        }
+    }
+
+    /// The evaluation `id`.
+    pub fn evaluation(&self, id: EvalId) -> Option<&Evaluation> {
+        self.evaluations.get(id.index())
+    }
+
+    /// Every evaluation with its id, in the order run.
+    pub fn evaluations(&self) -> impl DoubleEndedIterator<Item = (EvalId, &Evaluation)> {
+        self.evaluations
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (EvalId(i as u32), e))
+    }
+
+    pub fn evaluation_count(&self) -> usize {
+        self.evaluations.len()
+    }
+
+    /// Appends an evaluation; returns its id.
+    pub fn push_evaluation(&mut self, e: Evaluation) -> Result<EvalId, SessionFull> {
+        let id = EvalId(id_of(self.evaluations.len()).ok_or(SessionFull)?);
+        self.evaluations.push(e);
+        Ok(id)
+    }
+
+    /// The setting of evaluation `id`.
+    pub fn setting_of(&self, id: EvalId) -> Option<&SettingRecord> {
+        self.evaluation(id)
+            .and_then(|e| e.setting)
+            .and_then(|s| self.setting(s))
+    }
+
     /// The record of `stage`.
     pub fn stage(&self, stage: StageId) -> &StageRecord {
-        self.stages
-            .iter()
-            .find(|s| s.stage == stage)
-            .expect("every stage has a record")
+        self.stages.get(stage)
     }
 
     pub fn stage_mut(&mut self, stage: StageId) -> &mut StageRecord {
-        self.stages
-            .iter_mut()
-            .find(|s| s.stage == stage)
-            .expect("every stage has a record")
+        self.stages.get_mut(stage)
+    }
+
+    /// The stage's best evaluation.
+    pub fn stage_best(&self, stage: StageId) -> Option<(EvalId, &Evaluation)> {
+        let id = self.stage(stage).best?;
+        Some((id, self.evaluation(id)?))
+    }
+
+    /// The evaluation of the current state, when it ran.
+    pub fn current_evaluation(&self) -> Option<(EvalId, &Evaluation)> {
+        let id = self.current.evaluation?;
+        Some((id, self.evaluation(id)?))
+    }
+
+    /// Makes evaluation `id` the current state (its setting and exclude list).
+    pub fn adopt(&mut self, id: EvalId) -> bool {
+        let Some(e) = self.evaluation(id) else {
+            return false;
+        };
+        self.current = Current {
+            setting: e.setting,
+            exclude: e.exclude.clone(),
+            evaluation: Some(id),
+        };
+        true
     }
 
     /// The index of the setting equal to `s`, if it was tried.
-    pub fn find_setting(&self, s: &Setting) -> Option<usize> {
-        self.settings.iter().position(|r| r.setting == *s)
+    pub fn find_setting(&self, s: &Setting) -> Option<SettingId> {
+        self.settings()
+            .find(|(_, r)| r.setting == *s)
+            .map(|(i, _)| i)
     }
 
     /// An earlier evaluation of the same quantization (same fingerprint, exclude set and
     /// precision), whatever setting produced it.
     pub fn find_evaluation(
         &self,
-        setting: Option<usize>,
+        setting: Option<SettingId>,
         exclude: &[String],
         fp16: bool,
-    ) -> Option<usize> {
-        let fp = setting.map(|i| self.settings[i].fingerprint.as_str());
-        self.evaluations.iter().position(|e| {
-            e.fp16 == fp16
-                && e.exclude == exclude
-                && e.setting.map(|i| self.settings[i].fingerprint.as_str()) == fp
-        })
+    ) -> Option<EvalId> {
+        let fingerprint = |s: Option<SettingId>| s.map(|i| self.setting(i).map(|r| &r.fingerprint));
+        let want = fingerprint(setting);
+        self.evaluations()
+            .find(|(_, e)| e.fp16 == fp16 && e.exclude == exclude && fingerprint(e.setting) == want)
+            .map(|(i, _)| i)
     }
 
-    /// The best evaluation of the whole session so far (highest metric; ties: fewer
-    /// layers excluded, then earlier).
-    pub fn best_evaluation(&self) -> Option<usize> {
-        best_of(&self.evaluations, 0..self.evaluations.len())
+    /// The best of `candidates` by metric (ties: fewer layers excluded, then the stable
+    /// order of settings and blacklists; see order.rs). Unknown ids are ignored.
+    pub fn best_of(&self, candidates: impl IntoIterator<Item = EvalId>) -> Option<EvalId> {
+        order::best_by(self, candidates, order::by_metric)
+    }
+
+    /// The best INT8 evaluation of the whole session so far.
+    pub fn best_evaluation(&self) -> Option<EvalId> {
+        let int8 = self
+            .evaluations()
+            .filter(|(_, e)| e.is_int8())
+            .map(|(i, _)| i);
+        self.best_of(int8)
+    }
+
+    /// The layer called `name`, with its position in graph order.
+    pub fn layer(&self, name: &str) -> Option<(usize, &LayerInfo)> {
+        self.layers.iter().enumerate().find(|(_, l)| l.name == name)
+    }
+
+    /// `names` deduplicated and in graph order; names of no layer are returned as errors.
+    pub fn in_graph_order(&self, names: &[String]) -> Result<Vec<String>, String> {
+        let set: HashSet<&String> = names.iter().collect();
+        if let Some(bad) = names.iter().find(|n| self.layer(n).is_none()) {
+            return Err(bad.clone());
+        }
+        Ok(self
+            .layers
+            .iter()
+            .filter(|l| set.contains(&l.name))
+            .map(|l| l.name.clone())
+            .collect())
+    }
+
+    /// Multiply-accumulates of the layers named in `exclude` (unknown names count 0).
+    pub fn excluded_macs(&self, exclude: &[String]) -> u64 {
+        exclude
+            .iter()
+            .filter_map(|n| self.layer(n))
+            .map(|(_, l)| l.macs)
+            .sum()
     }
 
     /// Appends a log entry stamped now.
@@ -407,32 +307,30 @@ impl Session {
         });
     }
 
-    /// The stage that met the target first, if any.
+    /// The first INT8 stage that met the target, if any (stage 8 is a fallback, not a
+    /// quantization result).
     pub fn met_stage(&self) -> Option<StageId> {
         self.stages
             .iter()
-            .find(|s| s.state == StageState::Met)
+            .find(|s| s.state == StageState::Met && s.stage.is_int8())
             .map(|s| s.stage)
     }
-}
 
-/// The best of `candidates` (indices into `evals`): highest metric, then fewest excluded
-/// layers, then earliest.
-pub fn best_of(evals: &[Evaluation], candidates: impl IntoIterator<Item = usize>) -> Option<usize> {
-    candidates.into_iter().fold(None, |best, i| match best {
-        None => Some(i),
-        Some(b) => {
-            let (e, f) = (&evals[i], &evals[b]);
-            let better = e.metric() > f.metric()
-                || (e.metric() == f.metric() && e.exclude.len() < f.exclude.len());
-            Some(if better { i } else { b })
-        }
-    })
-}
-
-/// Seconds since the Unix epoch.
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    /// A one-line description of evaluation `id` for messages:
+    /// `#17 (stage 7, HALF_OFFSET VECTOR bin 150 …, 2 excluded, top1 0.9867)`.
+    pub fn describe(&self, id: EvalId) -> String {
+        let Some(e) = self.evaluation(id) else {
+            return format!("{id} (not in the session)");
+        };
+        let setting = self
+            .setting_of(id)
+            .map_or("FP16, nothing quantized".to_string(), |r| r.setting.label());
+        format!(
+            "{id} (stage {}, {setting}, {} excluded, {} {:.4})",
+            e.stage.step(),
+            e.exclude.len(),
+            self.metric.as_str(),
+            e.metric()
+        )
+    }
 }

@@ -82,7 +82,7 @@ pub struct ToggleResult {
     pub excluded: bool,
     pub before: Option<f64>,
     pub after: f64,
-    pub evaluation: usize,
+    pub evaluation: crate::session::EvalId,
 }
 
 /// A line for the user in the footer.
@@ -560,6 +560,15 @@ impl App {
                 });
             }
             JobEvent::Saved(p) => self.say(format!("saved {}", p.display())),
+            JobEvent::FlowFinished { result, adopted } => {
+                let what =
+                    result.map_or("no INT8 result".to_string(), |r| self.session.describe(r));
+                self.say(if adopted {
+                    format!("flow finished: {what} is now the current state")
+                } else {
+                    format!("flow finished with {what}; your current state was kept (it changed during the run)")
+                });
+            }
             JobEvent::Finished(kind) => {
                 self.job = None;
                 if let JobKind::Stage(s) = kind {

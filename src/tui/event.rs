@@ -85,9 +85,15 @@ pub enum JobEvent {
         excluded: bool,
         before: Option<f64>,
         after: f64,
-        evaluation: usize,
+        evaluation: crate::session::EvalId,
     },
     Saved(PathBuf),
+    /// The flow ended with `result`; `adopted`: it became the current state (false when
+    /// the user had changed the current state meanwhile: the UI asks).
+    FlowFinished {
+        result: Option<crate::session::EvalId>,
+        adopted: bool,
+    },
     /// The job in flight ended (successfully).
     Finished(JobKind),
     Cancelled(JobKind),

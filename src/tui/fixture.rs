@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 
 use crate::calib::{AllCurves, DisplayHistogram, DivergenceType, QuantizeAlgo, WeightType};
-use crate::config::{Metric, RawConfig};
+use crate::config::{FloatPrecision, Metric, RawConfig};
 use crate::eval::{EvalReport, LayerFidelity};
 use crate::session::{
-    ActivationSummary, Current, Evaluation, ExcludeSearch, LayerInfo, LogEntry, Origin, RerunStats,
-    SESSION_FORMAT, Session, Setting, SettingRecord, StageId, StageRecord, StageState,
+    ActivationSummary, Current, EvalId, Evaluation, ExcludeSearch, LayerInfo, LogEntry, Origin,
+    RerunStats, Session, SessionInit, Setting, SettingId, SettingRecord, StageId, StageRecord,
+    StageState, Stages,
 };
 
 /// A small deterministic generator (an LCG), so fixtures never change.
@@ -137,17 +138,18 @@ fn report(rng: &mut Rng, layers: &[LayerInfo], exclude: &[String], int8: f64) ->
     }
 }
 
-fn stage(stage: StageId, state: StageState, evals: Vec<usize>, total: usize) -> StageRecord {
+fn stage(stage: StageId, state: StageState, evals: Vec<u32>, total: usize) -> StageRecord {
     StageRecord {
         stage,
         state,
         best: None,
         evaluations_done: evals.len(),
-        evaluations: evals,
+        evaluations: evals.into_iter().map(EvalId).collect(),
         evaluations_total: total,
         seconds: 0.0,
         searches: Vec::new(),
         duplicates: 0,
+        note: None,
     }
 }
 
@@ -155,6 +157,11 @@ fn stage(stage: StageId, state: StageState, evals: Vec<usize>, total: usize) -> 
 /// with two layers excluded (ranked search), stage 8 skipped; then the user toggled one
 /// more layer.
 pub fn session(n: usize) -> Session {
+    build(n, usize::MAX, usize::MAX)
+}
+
+/// The finished session's first `settings` settings and `evals` evaluations.
+fn build(n: usize, settings_kept: usize, evals_kept: usize) -> Session {
     let mut rng = Rng(0x5eed);
     let layers: Vec<LayerInfo> = (0..n)
         .map(|i| {
@@ -171,6 +178,7 @@ pub fn session(n: usize) -> Session {
                 },
                 op_type: op.into(),
                 activations: vec![format!("act_{i}")],
+                macs: 1000 * (i as u64 + 1),
             }
         })
         .collect();
@@ -208,7 +216,7 @@ pub fn session(n: usize) -> Session {
     let name = |i: usize| names[i.min(n - 1)].clone();
     let ex2 = vec![name(1), name(n / 2)];
     let ex3 = vec![name(1), name(4), name(n / 2)];
-    let plan: Vec<(StageId, Origin, Option<usize>, Vec<String>, f64)> = vec![
+    let plan: Vec<(StageId, Origin, Option<u32>, Vec<String>, f64)> = vec![
         (StageId::Calibrate, Origin::Flow, Some(0), vec![], 0.9467),
         (StageId::Modify, Origin::Flow, Some(1), vec![], 0.9500),
         (StageId::Modify, Origin::Flow, Some(2), vec![], 0.9533),
@@ -235,7 +243,7 @@ pub fn session(n: usize) -> Session {
         .map(|(stage, origin, setting, exclude, m)| Evaluation {
             stage,
             origin,
-            setting,
+            setting: setting.map(SettingId),
             report: report(&mut rng, &layers, &exclude, m),
             exclude,
             fp16: false,
@@ -250,11 +258,12 @@ pub fn session(n: usize) -> Session {
         stage(StageId::Calibrate, StageState::Missed, vec![0], 1),
         stage(StageId::Modify, StageState::Missed, vec![1, 2], 2),
         stage(StageId::Traverse, StageState::Missed, vec![3], 12),
+        stage(StageId::Correct, StageState::Skipped, vec![], 0),
         stage(StageId::Exclude, StageState::Met, vec![4, 5, 6], 3),
         stage(StageId::Fp16, StageState::Skipped, vec![], 0),
     ];
-    for (r, best, secs) in [(0, 0, 4.1), (1, 2, 7.9), (2, 3, 38.5), (3, 6, 12.2)] {
-        stages[r].best = Some(best);
+    for (r, best, secs) in [(0, 0, 4.1), (1, 2, 7.9), (2, 3, 38.5), (4, 6, 12.2)] {
+        stages[r].best = Some(EvalId(best));
         stages[r].seconds = secs;
     }
     stages[2].duplicates = 11;
@@ -264,7 +273,7 @@ pub fn session(n: usize) -> Session {
         .enumerate()
         .map(|(k, l)| (l, 0.01 / (k as f64 + 1.0)))
         .collect();
-    stages[3].searches = vec![
+    stages[4].searches = vec![
         ExcludeSearch {
             strategy: "ranked".into(),
             evaluations: 3,
@@ -272,6 +281,9 @@ pub fn session(n: usize) -> Session {
             metric: Some(0.9633),
             target_met: true,
             ranking,
+            result: Some(EvalId(6)),
+            tried: vec![EvalId(6)],
+            stopped: None,
         },
         ExcludeSearch {
             strategy: "layer_by_layer".into(),
@@ -280,56 +292,63 @@ pub fn session(n: usize) -> Session {
             metric: Some(0.9633),
             target_met: true,
             ranking: vec![],
+            result: Some(EvalId(6)),
+            tried: vec![EvalId(6)],
+            stopped: None,
         },
     ];
     let raw: RawConfig = serde_yaml::from_str(
         "model: ../assets/demo/ppocr-cls.onnx\nbin: 150\ntype: KL\nbatch_count: 10\n",
     )
     .expect("fixture config");
-    Session {
-        sample_shapes: Vec::new(),
-        format: SESSION_FORMAT,
-        qtune_version: "0.1.0".into(),
+    let mut s = Session::new(SessionInit {
         model: "/data/models/ppocr-cls.onnx".into(),
         model_sha256: "ab".repeat(32),
         config_file: Some("/data/configs/default.yaml".into()),
         config: raw,
         metric: Metric::Top1,
         max_drop: 0.01,
+        min_value: None,
         eval_samples: 300,
         fp32_metric: Some(FP32),
+        float_precision: FloatPrecision::Fp32,
+        degradations: Vec::new(),
+        sample_shapes: Vec::new(),
         layers,
-        settings,
-        histograms: BTreeMap::from([(10, hists)]),
-        evaluations,
-        stages,
-        current: Current {
-            setting: Some(2),
-            exclude: ex3,
-            evaluation: Some(7),
-        },
-        log: vec![LogEntry {
-            time: 1_790_000_000.0,
-            action: format!("exclude {}", name(4)),
-        }],
+        exclude: ex3,
+    });
+    s.qtune_version = "0.1.0".into();
+    for r in settings.into_iter().take(settings_kept) {
+        s.push_setting(r).expect("a few settings");
     }
+    for e in evaluations.into_iter().take(evals_kept) {
+        s.push_evaluation(e).expect("a few evaluations");
+    }
+    s.histograms = BTreeMap::from([(10, hists)]);
+    s.stages = Stages::from_records(stages).expect("every stage");
+    s.current.setting = Some(SettingId(2));
+    s.current.evaluation = Some(EvalId(7));
+    s.log = vec![LogEntry {
+        time: 1_790_000_000.0,
+        action: format!("exclude {}", name(4)),
+    }];
+    s
 }
 
 /// A session in the middle of stage 5 (stage 1 and 3 done, the traversal at 5 of 12).
 pub fn running(n: usize) -> Session {
-    let mut s = session(n);
-    s.evaluations.truncate(4);
+    let mut s = build(n, usize::MAX, 4);
     s.current = Current {
-        setting: Some(2),
+        setting: Some(SettingId(2)),
         exclude: vec![],
-        evaluation: Some(3),
+        evaluation: Some(EvalId(3)),
     };
     s.log.clear();
     let t = s.stage_mut(StageId::Traverse);
     t.state = StageState::Running;
     t.evaluations_done = 5;
     t.seconds = 0.0;
-    for st in [StageId::Exclude, StageId::Fp16] {
+    for st in [StageId::Correct, StageId::Exclude, StageId::Fp16] {
         let r = s.stage_mut(st);
         *r = stage(st, StageState::Pending, vec![], 0);
     }
@@ -338,9 +357,7 @@ pub fn running(n: usize) -> Session {
 
 /// A new session: nothing run yet (stage 1 about to calibrate).
 pub fn fresh(n: usize) -> Session {
-    let mut s = session(n);
-    s.settings.clear();
-    s.evaluations.clear();
+    let mut s = build(n, 0, 0);
     s.histograms.clear();
     s.log.clear();
     s.current = Current::default();

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::calib::{AllCurves, DisplayHistogram};
-use crate::session::{ActivationSummary, Evaluation, Session, StageId, StageState};
+use crate::session::{
+    ActivationSummary, EvalId, Evaluation, Session, SettingId, StageId, StageState,
+};
 
 /// How the layer list is ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,18 +55,23 @@ pub struct LayerRow {
 }
 
 /// The setting in view: the current one, else the best evaluation's, else the last tried.
-pub fn setting_in_view(s: &Session) -> Option<usize> {
+pub fn setting_in_view(s: &Session) -> Option<SettingId> {
     s.current
         .setting
-        .or_else(|| evaluation_in_view(s).and_then(|i| s.evaluations[i].setting))
-        .or_else(|| s.settings.len().checked_sub(1))
+        .filter(|&i| s.setting(i).is_some())
+        .or_else(|| {
+            evaluation_in_view(s)
+                .and_then(|i| s.evaluation(i))
+                .and_then(|e| e.setting)
+        })
+        .or_else(|| s.settings().next_back().map(|(i, _)| i))
 }
 
 /// The evaluation in view: the current state's, else the best so far.
-pub fn evaluation_in_view(s: &Session) -> Option<usize> {
+pub fn evaluation_in_view(s: &Session) -> Option<EvalId> {
     s.current
         .evaluation
-        .filter(|&i| i < s.evaluations.len())
+        .filter(|&i| s.evaluation(i).is_some())
         .or_else(|| s.best_evaluation())
 }
 
@@ -87,8 +94,8 @@ pub fn ranking(s: &Session) -> HashMap<&str, usize> {
 
 /// The rows for `filter` (a case-insensitive substring of the name) in `sort` order.
 pub fn build_rows(s: &Session, filter: &str, sort: Sort) -> Vec<LayerRow> {
-    let setting = setting_in_view(s).and_then(|i| s.settings.get(i));
-    let eval = evaluation_in_view(s).map(|i| &s.evaluations[i]);
+    let setting = setting_in_view(s).and_then(|i| s.setting(i));
+    let eval = evaluation_in_view(s).and_then(|i| s.evaluation(i));
     let fidelity: HashMap<&str, (f64, f64)> = eval
         .map(|e| {
             e.report
@@ -160,7 +167,9 @@ pub fn histogram_of<'a>(
             live: true,
         });
     }
-    let want = setting_in_view(s).map(|i| s.settings[i].setting.batch_count);
+    let want = setting_in_view(s)
+        .and_then(|i| s.setting(i))
+        .map(|r| r.setting.batch_count);
     let pick = want
         .and_then(|n| s.histograms.get_key_value(&n))
         .or_else(|| s.histograms.iter().next_back());
@@ -175,24 +184,20 @@ pub fn histogram_of<'a>(
 /// The calibrated range of `activation` under the setting in view.
 pub fn summary_of<'a>(s: &'a Session, activation: &str) -> Option<&'a ActivationSummary> {
     setting_in_view(s)
-        .and_then(|i| s.settings.get(i))
+        .and_then(|i| s.setting(i))
         .and_then(|r| r.activations.get(activation))
 }
 
 /// The divergence curves of `activation` under the setting in view.
 pub fn curves_of<'a>(s: &'a Session, activation: &str) -> Option<&'a AllCurves> {
     setting_in_view(s)
-        .and_then(|i| s.settings.get(i))
+        .and_then(|i| s.setting(i))
         .and_then(|r| r.curves.get(activation))
 }
 
 /// The stage's best evaluation.
 pub fn stage_best(s: &Session, stage: StageId) -> Option<&Evaluation> {
-    s.stages
-        .iter()
-        .find(|r| r.stage == stage)
-        .and_then(|r| r.best)
-        .and_then(|i| s.evaluations.get(i))
+    s.stage_best(stage).map(|(_, e)| e)
 }
 
 /// The stage's state (Pending when the session has no record of it).
@@ -256,35 +261,30 @@ pub fn placeholder(
     config_file: Option<String>,
     config: crate::config::RawConfig,
 ) -> Session {
-    use crate::session::{Current, SESSION_FORMAT, StageRecord};
-    let metric = config
-        .evaluation
-        .as_ref()
+    use crate::session::SessionInit;
+    let eval = config.evaluation.as_ref();
+    let metric = eval
         .and_then(|e| e.metric)
         .unwrap_or(crate::config::Metric::Top1);
-    let max_drop = config
-        .evaluation
-        .as_ref()
-        .and_then(|e| e.max_drop)
-        .unwrap_or(0.0);
-    Session {
-        sample_shapes: Vec::new(),
-        format: SESSION_FORMAT,
-        qtune_version: env!("CARGO_PKG_VERSION").into(),
+    let max_drop = eval.and_then(|e| e.max_drop).unwrap_or(0.0);
+    let min_value = eval.and_then(|e| e.min_value);
+    let float_precision = config
+        .float_precision
+        .unwrap_or(crate::config::FloatPrecision::Fp32);
+    Session::new(SessionInit {
         model,
         model_sha256: String::new(),
         config_file,
         config,
         metric,
         max_drop,
+        min_value,
         eval_samples: 0,
         fp32_metric: None,
+        float_precision,
+        degradations: Vec::new(),
+        sample_shapes: Vec::new(),
         layers: Vec::new(),
-        settings: Vec::new(),
-        histograms: BTreeMap::new(),
-        evaluations: Vec::new(),
-        stages: StageRecord::all_pending(),
-        current: Current::default(),
-        log: Vec::new(),
-    }
+        exclude: Vec::new(),
+    })
 }

@@ -236,7 +236,7 @@ fn space_toggles_and_the_delta_arrives_later() {
         excluded: false,
         before: Some(0.9667),
         after: 0.96,
-        evaluation: 8,
+        evaluation: crate::session::EvalId(8),
     });
     a.handle_job(JobEvent::Finished(JobKind::Toggle("Conv@1".into())));
     assert!(a.job.is_none());
@@ -265,9 +265,14 @@ fn n_and_p_step_through_stages_and_n_runs_a_new_one() {
     assert_eq!(a.stage_cursor, 2);
     assert_eq!(
         a.handle_key(ch('n')),
-        vec![Command::RunStage(StageId::Exclude)]
+        vec![Command::RunStage(StageId::Correct)]
     );
     assert_eq!(a.stage_cursor, 3);
+    assert_eq!(
+        a.handle_key(ch('n')),
+        vec![Command::RunStage(StageId::Exclude)]
+    );
+    assert_eq!(a.stage_cursor, 4);
     assert!(a.handle_key(ch('p')).is_empty());
     assert!(a.handle_key(ch('n')).is_empty(), "already queued");
     // a stage left running without a job (cancelled, killed) runs again

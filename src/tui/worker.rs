@@ -25,6 +25,8 @@ use crate::workspace::Workspace;
 pub enum WorkerCmd {
     RunStage(StageId),
     Toggle(String),
+    /// Make this evaluation the current state.
+    Adopt(crate::session::EvalId),
     Save,
     Quit,
 }
@@ -179,22 +181,20 @@ fn work(
     out.progress(Phase::Fp32, 0, n);
     let fp32_progress = |d: usize| out.progress(Phase::Fp32, d, n);
     let ev = Evaluator::new(&ws, &fp32_progress)?;
-    let mut session = match start.session {
-        Some(s) => Some(s),
-        None if start.session_path.exists() => Some(session::load(&start.session_path)?),
-        None => None,
-    };
-    if let Some(s) = &session
-        && s.model_sha256 != ws.model.sha256
-    {
-        if start.reset.is_some() {
-            // a configuration change to another model: a new session
-            session = None;
-        } else {
-            session::check_model(s, &start.session_path, &ws.model.sha256, false)?;
+    let (session, file) = match start.session {
+        // The UI's session (after a configuration change): it replaces the file.
+        Some(s) if s.model_sha256 == ws.model.sha256 => {
+            let file = session::SessionFile::create(&start.session_path, &s)?;
+            (s, file)
         }
-    }
-    let mut tuner = Tuner::new(&ws, &ev, session, Some(start.session_path.clone()))?;
+        // A configuration change to another model: start afresh, the old file kept aside.
+        _ => {
+            let force = start.reset.is_some();
+            let (s, file, _) = crate::tune::open_session(&start.session_path, &ws, &ev, force)?;
+            (s, file)
+        }
+    };
+    let mut tuner = Tuner::new(&ws, &ev, session, Some(file))?;
     tuner.cancel = cancel.clone();
     if let Some(stage) = start.reset {
         tuner.reset_from(stage);
@@ -208,6 +208,8 @@ fn work(
             run_stage(&mut tuner, stage, out);
         }
     }
+    // From here on the current state is the user's: a flow result does not replace it
+    // without asking.
     while let Ok(cmd) = rx.recv() {
         // A cancel meant for work that has ended must not cancel the next command.
         cancel.store(false, Ordering::SeqCst);
@@ -222,6 +224,9 @@ fn work(
                     break;
                 }
             }
+            WorkerCmd::Adopt(id) => {
+                job(&mut tuner, JobKind::Load, out, |t| t.adopt(id, out));
+            }
             WorkerCmd::Save => {
                 tuner.save()?;
                 out.send(JobEvent::Saved(start.session_path.clone()));
@@ -229,7 +234,9 @@ fn work(
             WorkerCmd::Quit => break,
         }
     }
+    // Leaving: fold the journal into the snapshot, so the file alone holds everything.
     tuner.save()?;
+    tuner.compact()?;
     Ok(())
 }
 
@@ -275,27 +282,32 @@ fn job(
     }
 }
 
+/// Runs a stage; when it ends the flow (an INT8 stage met the target, or stage 8 ran),
+/// the flow's result becomes the current state unless the user changed it meanwhile.
 fn run_stage(tuner: &mut Tuner, stage: StageId, out: &Out) -> bool {
     job(tuner, JobKind::Stage(stage), out, |t| {
-        t.run_stage(stage, out)
+        t.run_stage(stage, out)?;
+        if t.flow_ends_at(stage) {
+            let outcome = t.finish_flow(out)?;
+            out.send(JobEvent::FlowFinished {
+                result: outcome.chosen,
+                adopted: outcome.adopted,
+            });
+        }
+        Ok(())
     })
 }
 
 fn toggle(tuner: &mut Tuner, layer: &str, out: &Out) -> bool {
     job(tuner, JobKind::Toggle(layer.to_string()), out, |t| {
-        let before = t
-            .session
-            .current
-            .evaluation
-            .and_then(|i| t.session.evaluations.get(i))
-            .map(|e| e.metric());
+        let before = t.session.current_evaluation().map(|(_, e)| e.metric());
         let excluded = !t.session.current.exclude.iter().any(|x| x == layer);
         let i = t.toggle(layer, out)?;
         out.send(JobEvent::Toggled {
             layer: layer.to_string(),
             excluded,
             before,
-            after: t.session.evaluations[i].metric(),
+            after: t.session.evaluation(i).map_or(f64::NAN, |e| e.metric()),
             evaluation: i,
         });
         Ok(())

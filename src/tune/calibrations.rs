@@ -15,8 +15,6 @@ use crate::quant::calibrate::{
 use crate::session::Setting;
 use crate::workspace::Workspace;
 
-use super::grid::search_params;
-
 /// Called after each chunk of calibration samples: samples done, out of the total, and
 /// the statistics so far (for live histograms).
 pub type ChunkFn<'a> = dyn FnMut(usize, usize, &Stats) + 'a;
@@ -128,7 +126,7 @@ impl<'w> Calibrations<'w> {
             .builders
             .get(&n)
             .ok_or_else(|| Error::Usage(format!("internal: no statistics for batch_count {n}")))?;
-        let search = search_params(setting);
+        let search = setting.search_params();
         let key = SearchKey::of(n, &search);
         if !self.searched.contains_key(&key) {
             if self.searched.len() >= MAX_SEARCHES_KEPT {
@@ -159,7 +157,7 @@ impl<'w> Calibrations<'w> {
     pub fn curves(&self, setting: &Setting, activation: &str) -> Option<AllCurves> {
         let n = self.effective(setting.batch_count);
         let model = self.builders.get(&n)?.model(activation)?;
-        match prepare(model, &search_params(setting)).ok()? {
+        match prepare(model, &setting.search_params()).ok()? {
             Prepared::Search(s) => Some(AllCurves {
                 ratios: s.ratios().to_vec(),
                 ranges: s.ranges().to_vec(),

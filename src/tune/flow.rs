@@ -1,14 +1,15 @@
 //! The seed's flow (Figure 1) as a state machine over the session's stages: each stage
-//! runs its evaluations, records its best, and is met or missed against the target;
-//! the flow stops at the first stage that meets it (unless told to continue).
+//! runs its evaluations, records its best, and is met or missed against the target; the
+//! flow stops at the first stage that meets it (unless told to continue). When stage 7
+//! misses, stage 8 concludes that quantization does not suit the model: FP16 everywhere.
 //!
 //! A stage's evaluations are found in the session when they ran before, so running a
 //! stage again — after a crash, a kill or a cancel — resumes where it stopped.
 
 use std::time::Instant;
 
-use crate::error::Result;
-use crate::session::{Current, Origin, StageId, StageState, best_of};
+use crate::error::{Error, Result};
+use crate::session::{EvalId, Origin, Setting, StageId, StageState};
 
 use super::grid;
 use super::tuner::{Observer, Request, Tuner, Work};
@@ -16,68 +17,122 @@ use super::tuner::{Observer, Request, Tuner, Work};
 /// How the flow ended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlowOutcome {
-    /// The first stage whose best met the target, if any.
+    /// The first INT8 stage whose best met the target, if any.
     pub met_stage: Option<StageId>,
-    /// The evaluation chosen as the result (index into `session.evaluations`).
-    pub chosen: Option<usize>,
+    /// The result: the met stage's best (with `continue_after_target`, the best of every
+    /// met stage), else the best INT8 evaluation found.
+    pub chosen: Option<EvalId>,
+    /// When no INT8 stage met the target: stage 8's FP16 evaluation (the seed's
+    /// conclusion: deploy FP16, without quantization).
+    pub fallback: Option<EvalId>,
+    /// The flow made `chosen` the current state (false when the user had changed it).
+    pub adopted: bool,
 }
 
 impl Tuner<'_, '_> {
     /// Runs the stages in order, skipping those already finished, until one meets the
-    /// target (or through all with `tune.continue_after_target`).
+    /// target (or through all with `tune.continue_after_target`), then makes the result
+    /// the current state unless the user changed it meanwhile.
     pub fn run_flow(&mut self, obs: &dyn Observer) -> Result<FlowOutcome> {
-        let go_on = self.tune.continue_after_target;
         for stage in StageId::ALL {
-            let state = self.session.stage(stage).state;
-            let finished = matches!(state, StageState::Met | StageState::Missed);
-            if finished || (state == StageState::Skipped && !go_on) {
-                continue;
-            }
-            if self.session.met_stage().is_some() && !go_on {
-                self.session.stage_mut(stage).state = StageState::Skipped;
-                continue;
-            }
-            self.run_stage(stage, obs)?;
+            self.step_flow(stage, obs)?;
         }
-        let outcome = self.outcome();
-        if let Some(i) = outcome.chosen {
-            let e = &self.session.evaluations[i];
-            self.session.current = Current {
-                setting: e.setting,
-                exclude: e.exclude.clone(),
-                evaluation: Some(i),
-            };
-            if let Some(s) = e.setting {
+        self.finish_flow(obs)
+    }
+
+    /// Runs `stage` if the flow gets there: skips it when it has finished, when an earlier
+    /// stage met the target (unless continuing), or when it does not apply (stage 6 only
+    /// after stage 5 missed, stage 8 only when stage 7 missed).
+    pub fn step_flow(&mut self, stage: StageId, obs: &dyn Observer) -> Result<()> {
+        let state = self.session.stage(stage).state;
+        if state.finished() || state == StageState::Skipped {
+            return Ok(());
+        }
+        let met = self.session.met_stage().is_some();
+        if let Some(why) = self.skip_reason(stage, met) {
+            let r = self.session.stage_mut(stage);
+            r.state = StageState::Skipped;
+            r.note = Some(why);
+            self.save()?;
+            obs.changed(&self.session);
+            return Ok(());
+        }
+        self.run_stage(stage, obs)
+    }
+
+    fn skip_reason(&self, stage: StageId, met: bool) -> Option<String> {
+        let go_on = self.tune.continue_after_target;
+        match stage {
+            StageId::Fp16 if met => Some("an INT8 stage met the target".into()),
+            _ if met && !go_on => Some("an earlier stage met the target".into()),
+            StageId::Correct => Some(
+                "no corrections are configured yet (bias correction, equalization, per-layer ranges)"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether the flow ends once `stage` has run: an INT8 stage met the target (and the
+    /// flow does not continue past it), or stage 8 concluded.
+    pub fn flow_ends_at(&self, stage: StageId) -> bool {
+        let met = self.session.stage(stage).state == StageState::Met;
+        stage == StageId::Fp16 || (stage.is_int8() && met && !self.tune.continue_after_target)
+    }
+
+    /// Ends the flow: its result becomes the current state unless the user changed the
+    /// state during the run (`user_changed_current`), and the session is compacted.
+    pub fn finish_flow(&mut self, obs: &dyn Observer) -> Result<FlowOutcome> {
+        let mut outcome = self.outcome();
+        if let Some(i) = outcome.chosen.filter(|_| !self.user_changed_current) {
+            self.session.adopt(i);
+            outcome.adopted = true;
+            if let Some(s) = self.session.current.setting {
                 self.store_curves(s, obs)?;
             }
         }
+        self.session.log(match (outcome.met_stage, outcome.chosen) {
+            (Some(m), Some(i)) => format!(
+                "flow finished: target met at stage {}, result {i}",
+                m.step()
+            ),
+            (None, _) => {
+                "flow finished: target missed; stage 8 concludes FP16 without quantization".into()
+            }
+            (Some(m), None) => format!("flow finished: target met at stage {}", m.step()),
+        });
         self.save()?;
+        self.compact()?;
         obs.changed(&self.session);
         Ok(outcome)
     }
 
-    /// The flow's result: the best of the first stage that met the target (with
-    /// `continue_after_target`, the best evaluation of any met stage); when none did, the
-    /// best INT8 evaluation overall.
+    /// The flow's result so far (see `FlowOutcome`).
     pub fn outcome(&self) -> FlowOutcome {
         let s = &self.session;
         let met: Vec<StageId> = s
             .stages
             .iter()
-            .filter(|r| r.state == StageState::Met)
+            .filter(|r| r.state == StageState::Met && r.stage.is_int8())
             .map(|r| r.stage)
             .collect();
-        let chosen = if met.is_empty() {
-            let int8 = (0..s.evaluations.len()).filter(|&i| !s.evaluations[i].fp16);
-            best_of(&s.evaluations, int8)
-        } else if self.tune.continue_after_target {
-            best_of(&s.evaluations, met.iter().filter_map(|&m| s.stage(m).best))
+        let chosen = match met.first() {
+            None => s.best_evaluation(),
+            Some(_) if self.tune.continue_after_target => {
+                s.best_of(met.iter().filter_map(|&m| s.stage(m).best))
+            }
+            Some(&first) => s.stage(first).best,
+        };
+        let fallback = if met.is_empty() {
+            s.stage(StageId::Fp16).best
         } else {
-            s.stage(met[0]).best
+            None
         };
         FlowOutcome {
             met_stage: met.first().copied(),
             chosen,
+            fallback,
+            adopted: false,
         }
     }
 
@@ -85,13 +140,7 @@ impl Tuner<'_, '_> {
     /// evaluations stay in the session's history.
     pub fn reset_from(&mut self, stage: StageId) {
         for r in self.session.stages.iter_mut().filter(|r| r.stage >= stage) {
-            r.state = StageState::Pending;
-            r.best = None;
-            r.evaluations.clear();
-            r.evaluations_done = 0;
-            r.evaluations_total = 0;
-            r.searches.clear();
-            r.duplicates = 0;
+            r.reset();
         }
         self.session
             .log(format!("reset from stage {}", stage.step()));
@@ -103,11 +152,8 @@ impl Tuner<'_, '_> {
         let t0 = Instant::now();
         {
             let r = self.session.stage_mut(stage);
+            r.reset();
             r.state = StageState::Running;
-            r.evaluations.clear();
-            r.evaluations_done = 0;
-            r.searches.clear();
-            r.duplicates = 0;
         }
         self.save()?;
         obs.changed(&self.session);
@@ -124,20 +170,41 @@ impl Tuner<'_, '_> {
                 let s = grid::traversal(&self.tune.grid);
                 self.run_settings(stage, &s, obs)
             }
+            StageId::Correct => {
+                // Nothing to run yet: the stage is skipped, saying why.
+                let note = self.skip_reason(stage, false);
+                let r = self.session.stage_mut(stage);
+                r.state = StageState::Skipped;
+                r.note = note;
+                self.save()?;
+                obs.changed(&self.session);
+                return Ok(());
+            }
             StageId::Exclude => self.run_exclude(obs),
             StageId::Fp16 => self.run_fp16(obs),
         };
-        let elapsed = t0.elapsed().as_secs_f64();
-        self.session.stage_mut(stage).seconds += elapsed;
+        self.session.stage_mut(stage).seconds += t0.elapsed().as_secs_f64();
         if let Err(e) = result {
             // Cancelled or failed: the stage stays `Running` and resumes next time.
             self.save()?;
             obs.changed(&self.session);
             return Err(e);
         }
-        let evals = self.session.stage(stage).evaluations.clone();
-        let best = best_of(&self.session.evaluations, evals);
-        let met = best.is_some_and(|b| self.session.evaluations[b].report.target_met);
+        self.close_stage(stage, obs)
+    }
+
+    /// Records the stage's best and state once its evaluations have run.
+    fn close_stage(&mut self, stage: StageId, obs: &dyn Observer) -> Result<()> {
+        let (best, met) = if stage == StageId::Exclude {
+            self.exclude_best()
+        } else {
+            let evals = self.session.stage(stage).evaluations.clone();
+            let best = self.session.best_of(evals);
+            let met = best
+                .and_then(|b| self.session.evaluation(b))
+                .is_some_and(|e| e.report.target_met);
+            (best, met)
+        };
         let r = self.session.stage_mut(stage);
         r.best = best;
         r.state = if met {
@@ -145,28 +212,33 @@ impl Tuner<'_, '_> {
         } else {
             StageState::Missed
         };
-        if let Some(s) = best.and_then(|b| self.session.evaluations[b].setting) {
+        if stage == StageId::Fp16 {
+            r.note = Some(
+                "quantization does not reach the target: the seed's step 8 — deploy FP16, without quantization"
+                    .into(),
+            );
+        }
+        if let Some(s) = best
+            .and_then(|b| self.session.evaluation(b))
+            .and_then(|e| e.setting)
+        {
             self.store_curves(s, obs)?;
         }
-        if (self.session.current.evaluation.is_none() || stage == StageId::Calibrate)
+        // The first result is shown at once; later stages change the current state only
+        // when the flow ends (finish_flow).
+        if stage == StageId::Calibrate
+            && !self.user_changed_current
             && let Some(b) = best
         {
-            let e = &self.session.evaluations[b];
-            self.session.current = Current {
-                setting: e.setting,
-                exclude: e.exclude.clone(),
-                evaluation: Some(b),
-            };
+            self.session.adopt(b);
         }
-        self.session.log(format!(
-            "stage {} {}",
-            stage.step(),
-            if met {
-                "met the target"
-            } else {
-                "missed the target"
-            }
-        ));
+        let verdict = match (stage, met) {
+            (StageId::Fp16, _) => "concluded FP16",
+            (_, true) => "met the target",
+            (_, false) => "missed the target",
+        };
+        self.session
+            .log(format!("stage {} {verdict}", stage.step()));
         self.save()?;
         obs.changed(&self.session);
         Ok(())
@@ -177,27 +249,24 @@ impl Tuner<'_, '_> {
     fn run_settings(
         &mut self,
         stage: StageId,
-        settings: &[crate::session::Setting],
+        settings: &[Setting],
         obs: &dyn Observer,
     ) -> Result<()> {
         self.session.stage_mut(stage).evaluations_total = settings.len();
         let exclude = self.ws.config.exclude_op.clone();
+        let fp16 = self.fp16();
         // Calibrate every setting first (cheap: histograms are shared), then evaluate.
-        let mut indices = Vec::with_capacity(settings.len());
+        let mut ids = Vec::with_capacity(settings.len());
         for (k, setting) in settings.iter().enumerate() {
-            if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(crate::Error::Cancelled);
-            }
+            self.check_cancel()?;
             obs.progress(Work::Searching, k, settings.len());
-            indices.push(self.register(setting, obs)?);
+            ids.push(self.register(setting, obs)?);
         }
         obs.progress(Work::Searching, settings.len(), settings.len());
         let mut seen = std::collections::HashSet::new();
-        for idx in indices {
-            if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(crate::Error::Cancelled);
-            }
-            let fingerprint = self.session.settings[idx].fingerprint.clone();
+        for id in ids {
+            self.check_cancel()?;
+            let fingerprint = self.session.setting(id).map(|r| r.fingerprint.clone());
             if !seen.insert(fingerprint) {
                 self.session.stage_mut(stage).duplicates += 1;
             }
@@ -205,9 +274,9 @@ impl Tuner<'_, '_> {
                 Request {
                     stage,
                     origin: Origin::Flow,
-                    setting: Some(idx),
+                    setting: Some(id),
                     exclude: exclude.clone(),
-                    fp16: false,
+                    fp16,
                     // Keeping a new base means storing every activation of every sample
                     // (~1 GB on the demo) for each setting; settings share too little for
                     // that to pay, so the base stays (stage 7 rebases on its setting).
@@ -240,8 +309,16 @@ impl Tuner<'_, '_> {
         Ok(())
     }
 
+    pub(super) fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Adds evaluation `i` to `stage`'s results.
-    pub(super) fn record_progress(&mut self, stage: StageId, i: usize) {
+    pub(super) fn record_progress(&mut self, stage: StageId, i: EvalId) {
         let r = self.session.stage_mut(stage);
         r.evaluations.push(i);
         r.evaluations_done += 1;

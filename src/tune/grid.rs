@@ -84,19 +84,6 @@ pub fn traversal(grid: &Grid) -> Vec<Setting> {
     out
 }
 
-/// The search parameters of a setting.
-pub fn search_params(s: &Setting) -> crate::calib::SearchParams {
-    crate::calib::SearchParams {
-        algo: s.quantize_algo,
-        bin: s.bin,
-        divergence: s.divergence,
-        start_ratio: s.start_ratio,
-        end_ratio: s.end_ratio,
-        step_ratio: s.step_ratio,
-        max_percentile: s.max_percentile,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,9 @@ pub mod calibrations;
 mod exclude;
 pub mod flow;
 pub mod grid;
+pub mod open;
 pub mod tuner;
 
 pub use flow::FlowOutcome;
+pub use open::{Opened, open_session};
 pub use tuner::{Observer, Quiet, Request, Tuner, Work, new_session};

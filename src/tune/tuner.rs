@@ -1,22 +1,23 @@
 //! The tuner: owns a session and runs evaluations for it — the flow's stages (flow.rs,
-//! exclude.rs) and the user's actions (toggles) alike. Every evaluation is appended to the
-//! session and saved before the next begins, so a killed run loses at most the one in
-//! flight, and a resumed run finds every finished evaluation instead of repeating it.
+//! exclude.rs) and the user's actions (toggles, adopting a result) alike. Every evaluation
+//! is appended to the session and saved before the next begins, so a killed run loses at
+//! most the one in flight, and a resumed run finds every finished evaluation instead of
+//! repeating it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::calib::DisplayHistogram;
+use crate::config::FloatPrecision;
 use crate::config::tune::TuneConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::Evaluator;
 use crate::eval::incremental::IncrementalEvaluator;
 use crate::quant::QuantPlan;
 use crate::session::{
-    self, ActivationSummary, Current, Evaluation, LayerInfo, Origin, RerunStats, SESSION_FORMAT,
-    Session, Setting, SettingRecord, StageId, StageRecord,
+    ActivationSummary, EvalId, Evaluation, LayerInfo, Origin, RerunStats, Session, SessionFile,
+    SessionInit, Setting, SettingId, SettingRecord, StageId,
 };
 use crate::workspace::Workspace;
 
@@ -54,8 +55,9 @@ pub struct Request {
     pub stage: StageId,
     pub origin: Origin,
     /// `None`: nothing quantized (the FP16 fallback).
-    pub setting: Option<usize>,
+    pub setting: Option<SettingId>,
     pub exclude: Vec<String>,
+    /// Everything left in float runs in emulated FP16.
     pub fp16: bool,
     /// Make this state the base of later incremental evaluations.
     pub rebase: bool,
@@ -67,29 +69,28 @@ pub struct Tuner<'e, 'w> {
     pub(super) tune: TuneConfig,
     cal: Calibrations<'w>,
     inc: IncrementalEvaluator<'e, 'w>,
-    /// Plans by setting index (a few; rebuilt on demand).
-    plans: HashMap<usize, QuantPlan>,
+    /// Plans by setting (a few; rebuilt on demand).
+    plans: HashMap<SettingId, QuantPlan>,
     pub session: Session,
-    path: Option<PathBuf>,
+    file: Option<SessionFile>,
     pub cancel: Arc<AtomicBool>,
     /// Find earlier evaluations of the same state instead of running them again (the
     /// default; benchmarks turn it off).
     pub reuse: bool,
+    /// The user changed the current state since the flow last set it.
+    pub user_changed_current: bool,
 }
 
 impl<'e, 'w> Tuner<'e, 'w> {
-    /// A tuner over `ws`, continuing `session` (or a new one) and saving to `path`.
+    /// A tuner over `ws`, continuing `session`, saving through `file`.
     pub fn new(
         ws: &'w Workspace,
         ev: &'e Evaluator<'w>,
-        session: Option<Session>,
-        path: Option<PathBuf>,
+        mut session: Session,
+        file: Option<SessionFile>,
     ) -> Result<Tuner<'e, 'w>> {
         let tune = ws.config.tune.clone();
-        let session = match session {
-            Some(s) => s,
-            None => new_session(ws, ev),
-        };
+        refresh_from_workspace(&mut session, ws);
         Ok(Tuner {
             ws,
             cal: Calibrations::new(ws)?,
@@ -97,22 +98,36 @@ impl<'e, 'w> Tuner<'e, 'w> {
             tune,
             plans: HashMap::new(),
             session,
-            path,
+            file,
             cancel: Arc::new(AtomicBool::new(false)),
             reuse: true,
+            user_changed_current: false,
         })
     }
 
-    /// Saves the session (atomically) when it has a file.
-    pub fn save(&self) -> Result<()> {
-        if let Some(p) = &self.path {
-            session::save(&self.session, p)?;
+    /// Saves what changed (one journal line) when the session has a file.
+    pub fn save(&mut self) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.save(&self.session)?;
         }
         Ok(())
     }
 
-    /// The index of `setting` in the session, calibrating it first when new.
-    pub fn register(&mut self, setting: &Setting, obs: &dyn Observer) -> Result<usize> {
+    /// Folds the journal into a new snapshot (when the work ends).
+    pub fn compact(&mut self) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.compact(&self.session)?;
+        }
+        Ok(())
+    }
+
+    /// Whether evaluations of INT8 results run the float parts in FP16.
+    pub fn fp16(&self) -> bool {
+        self.ws.config.float_precision == FloatPrecision::Fp16
+    }
+
+    /// The id of `setting` in the session, calibrating it first when new.
+    pub fn register(&mut self, setting: &Setting, obs: &dyn Observer) -> Result<SettingId> {
         if let Some(i) = self.session.find_setting(setting) {
             return Ok(i);
         }
@@ -138,36 +153,36 @@ impl<'e, 'w> Tuner<'e, 'w> {
                 .collect(),
             curves: BTreeMap::new(),
         };
-        self.session.settings.push(record);
-        let i = self.session.settings.len() - 1;
+        let i = self.session.push_setting(record).map_err(full)?;
         self.keep_plan(i, plan);
         Ok(i)
     }
 
     /// Stores the divergence curves of every activation for setting `i` (done for the
     /// settings that stages select and the user applies).
-    pub fn store_curves(&mut self, i: usize, obs: &dyn Observer) -> Result<()> {
-        if !self.session.settings[i].curves.is_empty() {
+    pub fn store_curves(&mut self, i: SettingId, obs: &dyn Observer) -> Result<()> {
+        let Some(record) = self.session.setting(i) else {
+            return Ok(());
+        };
+        if !record.curves.is_empty() {
             return Ok(());
         }
-        let setting = self.session.settings[i].setting;
+        let setting = record.setting;
+        let names: Vec<String> = record.activations.keys().cloned().collect();
         self.ensure_stats(setting.batch_count, obs)?;
-        let names: Vec<String> = self.session.settings[i]
-            .activations
-            .keys()
-            .cloned()
-            .collect();
         let curves = names
             .into_iter()
             .filter_map(|n| Some((n.clone(), self.cal.curves(&setting, &n)?)))
             .collect();
-        self.session.settings[i].curves = curves;
+        self.session.set_curves(i, curves);
         Ok(())
     }
 
-    /// Runs (or finds) one evaluation; returns its index in `session.evaluations`.
-    pub fn evaluate(&mut self, req: Request, obs: &dyn Observer) -> Result<usize> {
-        let exclude = self.in_graph_order(&req.exclude);
+    /// Runs (or finds) one evaluation; returns its id.
+    pub fn evaluate(&mut self, req: Request, obs: &dyn Observer) -> Result<EvalId> {
+        let exclude = self.session.in_graph_order(&req.exclude).map_err(|bad| {
+            Error::Usage(format!("exclude_op: `{bad}` is not a quantizable layer"))
+        })?;
         if let Some(i) = self
             .session
             .find_evaluation(req.setting, &exclude, req.fp16)
@@ -176,16 +191,18 @@ impl<'e, 'w> Tuner<'e, 'w> {
             return Ok(i);
         }
         let (report, rerun) = self.run(req.setting, &exclude, req.fp16, req.rebase, obs)?;
-        self.session.evaluations.push(Evaluation {
-            stage: req.stage,
-            origin: req.origin,
-            setting: req.setting,
-            exclude,
-            fp16: req.fp16,
-            report,
-            rerun,
-        });
-        let i = self.session.evaluations.len() - 1;
+        let i = self
+            .session
+            .push_evaluation(Evaluation {
+                stage: req.stage,
+                origin: req.origin,
+                setting: req.setting,
+                exclude,
+                fp16: req.fp16,
+                report,
+                rerun,
+            })
+            .map_err(full)?;
         self.save()?;
         obs.changed(&self.session);
         Ok(i)
@@ -193,22 +210,30 @@ impl<'e, 'w> Tuner<'e, 'w> {
 
     /// Makes (setting, exclude) the base of incremental evaluations without recording
     /// anything (its evaluation is already in the session).
-    pub fn rebase(&mut self, setting: usize, exclude: &[String], obs: &dyn Observer) -> Result<()> {
-        let exclude = self.in_graph_order(exclude);
-        self.run(Some(setting), &exclude, false, true, obs)?;
+    pub fn rebase(
+        &mut self,
+        setting: SettingId,
+        exclude: &[String],
+        obs: &dyn Observer,
+    ) -> Result<()> {
+        let exclude = self.session.in_graph_order(exclude).map_err(|bad| {
+            Error::Usage(format!("exclude_op: `{bad}` is not a quantizable layer"))
+        })?;
+        let fp16 = self.fp16();
+        self.run(Some(setting), &exclude, fp16, true, obs)?;
         Ok(())
     }
 
     fn run(
         &mut self,
-        setting: Option<usize>,
+        setting: Option<SettingId>,
         exclude: &[String],
         fp16: bool,
         rebase: bool,
         obs: &dyn Observer,
     ) -> Result<(crate::eval::EvalReport, RerunStats)> {
         // Nothing quantized still needs a plan to hand over: any will do, all excluded.
-        let (idx, exclude): (usize, HashSet<String>) = match setting {
+        let (idx, exclude): (SettingId, HashSet<String>) = match setting {
             Some(i) => (i, exclude.iter().cloned().collect()),
             None => {
                 let i = self.register(&super::grid::configured(&self.ws.config), obs)?;
@@ -216,11 +241,11 @@ impl<'e, 'w> Tuner<'e, 'w> {
             }
         };
         let plan = self.plan_of(idx, obs)?;
-        // One key for every plan: the evaluator then finds by comparing the simulated
+        // One key for every plan: the evaluator then finds by comparing the quantized
         // graphs (constants included) which nodes differ from its base, so plans that
         // share their first layers' parameters share those layers' results.
         let key = if fp16 { "fp16" } else { "int8" };
-        let total = self.inc_samples();
+        let total = self.session.eval_samples;
         let progress = |d: usize| obs.progress(Work::Evaluating, d, total);
         let (report, r) =
             self.inc
@@ -233,16 +258,16 @@ impl<'e, 'w> Tuner<'e, 'w> {
         Ok((report, rerun))
     }
 
-    fn inc_samples(&self) -> usize {
-        self.session.eval_samples
-    }
-
     /// The plan of setting `i` (rebuilt from the statistics when not kept).
-    fn plan_of(&mut self, i: usize, obs: &dyn Observer) -> Result<QuantPlan> {
+    pub fn plan_of(&mut self, i: SettingId, obs: &dyn Observer) -> Result<QuantPlan> {
         if let Some(p) = self.plans.get(&i) {
             return Ok(p.clone());
         }
-        let setting = self.session.settings[i].setting;
+        let setting = self
+            .session
+            .setting(i)
+            .map(|r| r.setting)
+            .ok_or_else(|| Error::Usage(format!("{i} is not in the session")))?;
         let plan = self.build_plan(&setting, obs)?;
         self.keep_plan(i, plan.clone());
         Ok(plan)
@@ -270,7 +295,7 @@ impl<'e, 'w> Tuner<'e, 'w> {
     }
 
     /// Keeps a few plans (the flow revisits the stage bests; the grid's are used once).
-    fn keep_plan(&mut self, i: usize, plan: QuantPlan) {
+    fn keep_plan(&mut self, i: SettingId, plan: QuantPlan) {
         const KEEP: usize = 8;
         if self.plans.len() >= KEEP {
             let current = self.session.current.setting;
@@ -282,34 +307,9 @@ impl<'e, 'w> Tuner<'e, 'w> {
         self.plans.insert(i, plan);
     }
 
-    /// `names` deduplicated, in graph order (unknown names last, sorted).
-    pub fn in_graph_order(&self, names: &[String]) -> Vec<String> {
-        let set: HashSet<&String> = names.iter().collect();
-        let mut out: Vec<String> = self
-            .session
-            .layers
-            .iter()
-            .filter(|l| set.contains(&l.name))
-            .map(|l| l.name.clone())
-            .collect();
-        let mut unknown: Vec<String> = names
-            .iter()
-            .filter(|n| !self.session.layers.iter().any(|l| &l.name == *n))
-            .cloned()
-            .collect();
-        unknown.sort();
-        unknown.dedup();
-        out.extend(unknown);
-        out
-    }
-
     /// Toggles `layer` on the current exclude_op and evaluates the result (the TUI's
-    /// space key). Returns the evaluation's index.
-    pub fn toggle(&mut self, layer: &str, obs: &dyn Observer) -> Result<usize> {
-        let setting = match self.session.current.setting {
-            Some(s) => s,
-            None => self.register(&super::grid::configured(&self.ws.config), obs)?,
-        };
+    /// space key). Returns the evaluation's id.
+    pub fn toggle(&mut self, layer: &str, obs: &dyn Observer) -> Result<EvalId> {
         let mut exclude = self.session.current.exclude.clone();
         let verb = if let Some(p) = exclude.iter().position(|e| e == layer) {
             exclude.remove(p);
@@ -319,51 +319,100 @@ impl<'e, 'w> Tuner<'e, 'w> {
             "exclude"
         };
         self.session.log(format!("{verb} {layer}"));
+        self.evaluate_current(exclude, obs)
+    }
+
+    /// Sets the current exclude_op to `exclude` (with the current setting) and evaluates
+    /// it; the result becomes the current state. Returns the evaluation's id.
+    pub fn evaluate_current(&mut self, exclude: Vec<String>, obs: &dyn Observer) -> Result<EvalId> {
+        let setting = match self.session.current.setting {
+            Some(s) => s,
+            None => self.register(&super::grid::configured(&self.ws.config), obs)?,
+        };
+        let fp16 = self.fp16();
         let i = self.evaluate(
             Request {
                 stage: StageId::Exclude,
                 origin: Origin::User,
                 setting: Some(setting),
                 exclude,
-                fp16: false,
+                fp16,
                 rebase: true,
             },
             obs,
         )?;
-        let e = &self.session.evaluations[i];
-        self.session.current = Current {
-            setting: Some(setting),
-            exclude: e.exclude.clone(),
-            evaluation: Some(i),
-        };
+        self.session.adopt(i);
+        self.user_changed_current = true;
         self.save()?;
         obs.changed(&self.session);
         Ok(i)
     }
+
+    /// Makes evaluation `id` the current state (the user adopting a result).
+    pub fn adopt(&mut self, id: EvalId, obs: &dyn Observer) -> Result<()> {
+        if !self.session.adopt(id) {
+            return Err(Error::Usage(format!(
+                "evaluation {id} is not in the session"
+            )));
+        }
+        self.session.log(format!("adopt {id}"));
+        self.user_changed_current = true;
+        if let Some(s) = self.session.current.setting {
+            self.store_curves(s, obs)?;
+        }
+        self.save()?;
+        obs.changed(&self.session);
+        Ok(())
+    }
+}
+
+fn full(e: crate::session::SessionFull) -> Error {
+    Error::Usage(e.to_string())
+}
+
+/// Brings what the session knows of the model up to date with the workspace: layer MACs
+/// (format 1 sessions have none), the quantized graph's degradations, the precision.
+fn refresh_from_workspace(s: &mut Session, ws: &Workspace) {
+    let macs: HashMap<&str, u64> = ws
+        .layers
+        .iter()
+        .map(|l| {
+            (
+                l.info.name.as_str(),
+                crate::quant::layers::layer_macs(&ws.graph, l),
+            )
+        })
+        .collect();
+    for l in &mut s.layers {
+        if let Some(&m) = macs.get(l.name.as_str()) {
+            l.macs = m;
+        }
+    }
+    s.degradations = ws.qdq.degradations.clone();
+    s.float_precision = ws.config.float_precision;
 }
 
 /// A new session for a workspace.
 pub fn new_session(ws: &Workspace, ev: &Evaluator) -> Session {
     let eval = ws.eval.as_ref();
-    Session {
-        format: SESSION_FORMAT,
-        qtune_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: std::fs::canonicalize(&ws.config.model)
-            .unwrap_or_else(|_| ws.config.model.clone())
+    let canonical = |p: &std::path::Path| {
+        std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.to_path_buf())
             .display()
-            .to_string(),
+            .to_string()
+    };
+    Session::new(SessionInit {
+        model: canonical(&ws.config.model),
         model_sha256: ws.model.sha256.clone(),
-        config_file: ws.config.file.as_ref().map(|f| {
-            std::fs::canonicalize(f)
-                .unwrap_or_else(|_| f.clone())
-                .display()
-                .to_string()
-        }),
+        config_file: ws.config.file.as_deref().map(canonical),
         config: ws.config.raw.clone(),
         metric: eval.map_or(crate::config::Metric::Top1, |e| e.config.metric),
         max_drop: eval.map_or(0.0, |e| e.config.max_drop),
+        min_value: eval.and_then(|e| e.config.min_value),
         eval_samples: ev.samples(),
         fp32_metric: Some(ev.fp32_metric),
+        float_precision: ws.config.float_precision,
+        degradations: ws.qdq.degradations.clone(),
         sample_shapes: ws.sample_shapes.clone(),
         layers: ws
             .layers
@@ -372,17 +421,9 @@ pub fn new_session(ws: &Workspace, ev: &Evaluator) -> Session {
                 name: l.info.name.clone(),
                 op_type: l.info.op_type.clone(),
                 activations: l.info.activations.clone(),
+                macs: crate::quant::layers::layer_macs(&ws.graph, l),
             })
             .collect(),
-        settings: Vec::new(),
-        histograms: BTreeMap::new(),
-        evaluations: Vec::new(),
-        stages: StageRecord::all_pending(),
-        current: Current {
-            setting: None,
-            exclude: ws.config.exclude_op.clone(),
-            evaluation: None,
-        },
-        log: Vec::new(),
-    }
+        exclude: ws.config.exclude_op.clone(),
+    })
 }

@@ -33,7 +33,6 @@ use crate::engine::{Plan, PlanOptions};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Tensor, ValueId};
 use crate::quant::QuantPlan;
-use crate::quant::export::simulate;
 
 use super::{EvalReport, Evaluator, Moments, Progress};
 
@@ -143,7 +142,7 @@ impl<'e, 'w> IncrementalEvaluator<'e, 'w> {
         let t0 = Instant::now();
         let ev = self.ev;
         let ws = ev.ws;
-        let (sim, _warnings) = simulate(&ws.graph, plan, exclude)?;
+        let sim = ws.quantized_graph(plan, exclude)?;
         let qplan = Plan::with_options(
             &sim,
             &ws.sample_shapes,

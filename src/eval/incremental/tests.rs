@@ -34,7 +34,7 @@ fn set(names: &[&str]) -> HashSet<String> {
 
 /// `Evaluator::evaluate` on the simulated graph.
 fn full(ev: &Evaluator, plan: &QuantPlan, exclude: &HashSet<String>, fp16: bool) -> EvalReport {
-    let (sim, _) = simulate(&ev.ws.graph, plan, exclude).unwrap();
+    let sim = ev.ws.quantized_graph(plan, exclude).unwrap();
     let quantized = |name: &str| {
         !exclude.contains(name) && plan.layer(name).is_some_and(|l| plan.is_calibrated(l))
     };
@@ -131,7 +131,7 @@ fn a_tiny_budget_gives_the_same_results() {
 #[test]
 fn fused_qdq_steps_compute_what_the_two_ops_compute() {
     let (ws, plan) = demo();
-    let (sim, _) = simulate(&ws.graph, plan, &HashSet::new()).unwrap();
+    let sim = ws.quantized_graph(plan, &HashSet::new()).unwrap();
     let fused = Plan::new(&sim, &ws.sample_shapes).unwrap();
     let kept = Plan::with_options(
         &sim,
@@ -232,7 +232,7 @@ fn measure_demo() {
     let names = ws.layer_names();
     let mid = names[names.len() / 2].clone();
     let t = Instant::now();
-    let (sim, _) = simulate(&ws.graph, &plan, &none).unwrap();
+    let sim = ws.quantized_graph(&plan, &none).unwrap();
     let t_sim = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let qplan = Plan::with_options(&sim, &ws.sample_shapes, PlanOptions::default()).unwrap();

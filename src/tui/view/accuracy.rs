@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::block;
-use crate::session::{Origin, Session, StageId};
+use crate::session::{Evaluation, Origin, Session, StageId};
 use crate::tui::app::{App, Tab, ToggleResult};
 use crate::tui::model::{self, fmt_delta, fmt_metric};
 use crate::tui::theme::{Glyph, Theme, fit};
@@ -35,7 +35,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             t.dim(),
         ),
     ]));
-    match model::evaluation_in_view(s).map(|i| (i, &s.evaluations[i])) {
+    match model::evaluation_in_view(s).and_then(|i| Some((i, s.evaluation(i)?))) {
         Some((i, e)) => {
             let r = &e.report;
             let met = if r.target_met { "met" } else { "missed" };
@@ -47,7 +47,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
                 ),
                 Span::styled(
                     format!(
-                        "  (#{i}, {} excluded{})",
+                        "  ({i}, {} excluded{})",
                         e.exclude.len(),
                         if e.fp16 { ", FP16" } else { "" }
                     ),
@@ -59,7 +59,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     }
     // sparkline of the history
     let spark_h = if inner.height >= 14 { 3 } else { 2 };
-    let label = format!("history ({} evaluations)", s.evaluations.len());
+    let label = format!("history ({} evaluations)", s.evaluation_count());
     lines.push(Line::from(Span::styled(label, t.dim())));
     lines.extend(sparkline(s, w, spark_h, &t));
     // per stage
@@ -114,7 +114,8 @@ fn ok_style(t: &Theme, ok: bool) -> Style {
 /// The metric of the last `w` evaluations as `h` rows of bars, scaled between the lowest
 /// value and the highest (the FP32 metric included); bars that meet the target in green.
 fn sparkline(s: &Session, w: usize, h: usize, t: &Theme) -> Vec<Line<'static>> {
-    let evals = &s.evaluations[s.evaluations.len().saturating_sub(w)..];
+    let skip = s.evaluation_count().saturating_sub(w);
+    let evals: Vec<&Evaluation> = s.evaluations().skip(skip).map(|(_, e)| e).collect();
     if evals.is_empty() {
         return vec![Line::from(Span::styled("(none yet)", t.dim()))];
     }
@@ -137,7 +138,7 @@ fn sparkline(s: &Session, w: usize, h: usize, t: &Theme) -> Vec<Line<'static>> {
         .map(|r| {
             let spans: Vec<Span> = levels
                 .iter()
-                .zip(evals)
+                .zip(&evals)
                 .map(|(&l, e)| {
                     let sym = t.vblock(l.saturating_sub(r * 8).min(8));
                     Span::styled(sym, ok_style(t, e.report.target_met))
@@ -152,11 +153,13 @@ fn sparkline(s: &Session, w: usize, h: usize, t: &Theme) -> Vec<Line<'static>> {
 /// evaluation of the same setting whose exclude set differs by one layer.
 pub fn derived_toggles(s: &Session) -> Vec<ToggleResult> {
     let mut out = Vec::new();
-    for (i, e) in s.evaluations.iter().enumerate() {
+    let all: Vec<&Evaluation> = s.evaluations().map(|(_, e)| e).collect();
+    for (i, e) in s.evaluations() {
         if e.origin != Origin::User {
             continue;
         }
-        let prev = s.evaluations[..i].iter().rev().find_map(|p| {
+        let earlier = all.get(..i.index()).unwrap_or_default();
+        let prev = earlier.iter().rev().find_map(|p| {
             if p.setting != e.setting || p.fp16 != e.fp16 {
                 return None;
             }

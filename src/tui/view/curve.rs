@@ -21,7 +21,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let row = app.selected_row();
     let layer = row.map_or("-".to_string(), |r| r.name.clone());
     let setting = model::setting_in_view(s);
-    let kind = setting.map_or(DivergenceType::Kl, |i| s.settings[i].setting.divergence);
+    let kind = setting
+        .and_then(|i| s.setting(i))
+        .map_or(DivergenceType::Kl, |r| r.setting.divergence);
     let shown: Vec<DivergenceType> = if app.all_curves {
         DivergenceType::ALL.to_vec()
     } else {
@@ -46,9 +48,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         return say(
             frame,
             format!(
-                "no divergence curves kept for setting #{si} ({}): curves are kept for the \
+                "no divergence curves kept for {si} ({}): curves are kept for the \
                  settings a stage selects or the user applies",
-                s.settings[si].setting.label()
+                s.setting(si).map(|r| r.setting.label()).unwrap_or_default()
             ),
         );
     };

@@ -28,7 +28,7 @@ pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
     }
     let fp32 = s.fp32_metric.map_or("-".into(), fmt_metric);
     spans.push(Span::raw(format!("{} FP32 {fp32}", s.metric.as_str())));
-    if let Some(e) = model::evaluation_in_view(s).map(|i| &s.evaluations[i]) {
+    if let Some(e) = model::evaluation_in_view(s).and_then(|i| s.evaluation(i)) {
         let r = &e.report;
         spans.push(sep());
         spans.push(Span::raw(format!("INT8 {} ", fmt_metric(r.int8))));
@@ -41,6 +41,23 @@ pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(
             format!("{}{} {mark}", t.glyph(Glyph::Delta), fmt_delta(r.delta)),
             style,
+        ));
+    }
+    // Say how the float parts run and when the quantized model deviates from the
+    // configuration (e.g. per-tensor weights): the numbers depend on both.
+    if s.float_precision == crate::config::FloatPrecision::Fp16 {
+        spans.push(sep());
+        spans.push(Span::styled("float=FP16", t.warn()));
+    }
+    if !s.degradations.is_empty() {
+        spans.push(sep());
+        spans.push(Span::styled(
+            format!(
+                "{} {} deviation(s)",
+                t.glyph(Glyph::Cross),
+                s.degradations.len()
+            ),
+            t.bad(),
         ));
     }
     if let Some(job) = &app.job {

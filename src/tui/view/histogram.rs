@@ -205,7 +205,7 @@ pub fn candidate_range(s: &crate::session::Session, act: &str) -> Option<(f64, f
         return (lo.is_finite() && hi.is_finite()).then_some((lo, hi));
     }
     let i = model::setting_in_view(s)?;
-    let rec = &s.settings[i];
+    let rec = s.setting(i)?;
     let sum = rec.activations.get(act)?;
     let r = sum.ratio.filter(|r| *r > 0.0)?;
     let (st, en) = (rec.setting.start_ratio, rec.setting.end_ratio);

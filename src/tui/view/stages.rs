@@ -25,8 +25,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let cursor_stage = StageId::ALL[app.stage_cursor.min(StageId::ALL.len() - 1)];
     let mut lines: Vec<Line> = Vec::new();
     for (k, st) in StageId::ALL.iter().enumerate() {
-        let rec = s.stages.iter().find(|r| r.stage == *st);
-        let state = rec.map_or(StageState::Pending, |r| r.state);
+        let r = s.stage(*st);
+        let state = r.state;
         let here = *st == cursor_stage;
         let cur = if here { t.glyph(Glyph::Cursor) } else { " " };
         let (mark, style) = state_mark(state, &t);
@@ -45,7 +45,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             .is_some_and(|j| j.kind == JobKind::Stage(*st));
         if state == StageState::Running && !in_flight && !app.busy() {
             // left running by a cancel or a kill: running it again resumes it
-            let r = rec.expect("running stage has a record");
             spans.push(Span::styled(
                 format!(
                     "interrupted at {}/{} (n resumes)",
@@ -54,7 +53,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
                 t.warn(),
             ));
         } else if state == StageState::Running {
-            let r = rec.expect("running stage has a record");
             let bar_w = w.saturating_sub(56).clamp(6, 20);
             let frac = r.evaluations_done as f64 / r.evaluations_total.max(1) as f64;
             spans.push(Span::styled(t.hbar(frac, bar_w), t.warn()));
@@ -66,7 +64,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
                 spans.push(Span::styled(format!(" eta {}", fmt_duration(eta)), t.dim()));
             }
         } else if let Some(e) = model::stage_best(s, *st) {
-            let r = rec.expect("a stage with a best has a record");
             spans.push(Span::styled(
                 format!(
                     "{} {d}{}",
@@ -88,8 +85,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             spans.push(Span::styled(crate::tui::app::state_word(state), t.dim()));
         }
         lines.push(Line::from(spans));
-        // the check that follows stages 1, 3 and 5 (steps 2, 4, 6)
-        if k < 3 {
+        // the checks that follow stages 1 and 3 (steps 2, 4); step 6, the check after
+        // stage 5, is where the corrections stage runs, shown as its own row
+        if k < 2 {
             let step = st.step() + 1;
             let (text, style) = match state {
                 StageState::Met => (
@@ -167,7 +165,7 @@ fn detail(app: &App, stage: StageId, t: &Theme) -> Option<String> {
     let e = model::stage_best(s, stage)?;
     let setting = e
         .setting
-        .and_then(|i| s.settings.get(i))
+        .and_then(|i| s.setting(i))
         .map_or("FP16, nothing quantized".into(), |r| r.setting.label());
     let mut text = format!("step {} best: {setting}", stage.step());
     if !e.exclude.is_empty() {
