@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use crate::calib::{SearchParams, WeightType};
 use crate::data::image::{ImageFormat, ResizeMode};
 
+/// A configuration file larger than this is refused (real ones are a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 pub use raw::{FloatPrecision, InputType, Metric, RawConfig, TOP_LEVEL_KEYS};
 
 /// A configuration error; the message names the file, line, key, value and what is allowed.
@@ -81,9 +84,11 @@ pub struct Config {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            file: path.display().to_string(),
-            source,
+        let text = crate::util::fs::read_input_text(path, MAX_CONFIG_BYTES).map_err(|source| {
+            ConfigError::Io {
+                file: path.display().to_string(),
+                source,
+            }
         })?;
         Config::parse(&text, path)
     }

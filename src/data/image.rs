@@ -56,7 +56,8 @@ fn decode(path: &Path, format: ImageFormat) -> Result<(usize, usize, Vec<u8>), D
         path: path.display().to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let bytes = crate::util::fs::read_input(path, crate::util::budget::limit())
+        .map_err(|e| bad(e.to_string()))?;
     let img = image::load_from_memory(&bytes)
         .map_err(|e| bad(format!("not a readable PNG or JPEG image ({e})")))?;
     let (w, h) = (img.width() as usize, img.height() as usize);

@@ -22,10 +22,13 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Reads an `.npy` file into a tensor.
 pub fn read_npy(path: &Path) -> Result<Tensor, NpyError> {
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes =
+        crate::util::fs::read_input(path, crate::util::budget::limit()).map_err(|source| {
+            NpyError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
     parse_npy(&bytes).map_err(|reason| NpyError::Format {
         path: path.display().to_string(),
         reason,

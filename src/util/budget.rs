@@ -113,8 +113,12 @@ impl Tally {
     /// Adds `bytes`, refusing them (and naming `what` and the total) past the budget.
     pub fn add(&mut self, what: impl FnOnce() -> String, bytes: u64) -> Result<(), BudgetError> {
         let total = self.used.saturating_add(bytes);
+        let before = self.used;
         check_against(
-            || format!("{} (in all {})", what(), human(total)),
+            || match before {
+                0 => what(),
+                _ => format!("{} (with those before it)", what()),
+            },
             total,
             self.limit,
         )?;
@@ -175,7 +179,7 @@ mod tests {
         assert_eq!(e.bytes, 110);
         assert!(
             e.to_string()
-                .starts_with("constant `b` (in all 110 bytes) needs"),
+                .starts_with("constant `b` (with those before it) needs 110 bytes"),
             "{e}"
         );
         assert_eq!(t.used(), 60);
