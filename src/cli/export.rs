@@ -10,6 +10,8 @@ use qtune::onnx::load_model;
 use qtune::quant::export::{export_qdq, trt_cache};
 use qtune::quant::{ParamsRecord, find_layers};
 
+use super::guard::Input;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A parameter record from `qtune calibrate -o`.
@@ -48,6 +50,21 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
         config,
         names,
     } = source;
+    let mut outputs = Vec::new();
+    if let Some(p) = &args.qdq {
+        outputs.push(("--qdq", p.as_path()));
+    }
+    if let Some(p) = &args.trt_cache {
+        outputs.push(("--trt-cache", p.as_path()));
+    }
+    let mut inputs = vec![Input::new("the model", &m.path)];
+    if let Some(p) = &args.params {
+        inputs.push(Input::new("the parameter record", p));
+    }
+    if let Some(p) = &args.session {
+        inputs.push(Input::new("the session", p));
+    }
+    super::guard::check(&outputs, &inputs)?;
     if let Some(out) = &args.qdq {
         let config = qtune::config::yaml::to_string(&config).unwrap_or_default();
         let meta = vec![
