@@ -59,6 +59,8 @@ pub struct EvalConfig {
     pub metric: Metric,
     pub iou_threshold: f64,
     pub command: Option<String>,
+    /// How long `command` may run before it is killed (`evaluation.command_timeout`).
+    pub command_timeout: std::time::Duration,
     pub max_drop: f64,
 }
 

@@ -149,6 +149,9 @@ pub struct RawEvaluation {
     pub iou_threshold: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Seconds `command` may run before it is killed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_timeout: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_drop: Option<f64>,
 }

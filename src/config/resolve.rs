@@ -20,6 +20,7 @@ const NESTED_KEYS: &[&str] = &[
     "metric",
     "iou_threshold",
     "command",
+    "command_timeout",
     "max_drop",
 ];
 
@@ -128,7 +129,14 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             if !(max_drop.is_finite() && max_drop >= 0.0) {
                 return Err(ctx.at(&["evaluation", "max_drop"], format!("key `evaluation.max_drop`: {max_drop} is not allowed; allowed: a number >= 0")));
             }
+            let timeout = e
+                .command_timeout
+                .unwrap_or(crate::eval::command::DEFAULT_TIMEOUT_S);
+            if !(1..=86_400).contains(&timeout) {
+                return Err(ctx.at(&["evaluation", "command_timeout"], format!("key `evaluation.command_timeout`: {timeout} is not allowed; allowed: 1..=86400 (seconds)")));
+            }
             Some(EvalConfig {
+                command_timeout: std::time::Duration::from_secs(timeout),
                 paths,
                 labels: e.labels.as_deref().map(&rel),
                 classes: e.classes.clone(),
