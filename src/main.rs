@@ -5,6 +5,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
+use qtune::util::text::escape_control;
 
 fn main() -> ExitCode {
     // Die quietly on a closed pipe (`qtune inspect m.onnx | head`) like other CLI tools,
@@ -23,14 +24,51 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
     }
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => return usage_error(e),
+    };
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("qtune: error: {}", one_line(&e));
+            // Escaped: names from a model or a command's output must not drive the terminal.
+            eprintln!("qtune: error: {}", escape_control(&one_line(&e)));
             ExitCode::from(2)
         }
     }
+}
+
+/// `--help` and `--version` print as clap renders them; a bad command line is one line
+/// (clap's first, without its usage block) and exit code 2, like any other bad input.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(
+            if e.kind() == ErrorKind::DisplayVersion || e.kind() == ErrorKind::DisplayHelp {
+                0
+            } else {
+                2
+            },
+        );
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("bad command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!(
+        "qtune: error: {} (see `qtune --help`)",
+        escape_control(first)
+    );
+    ExitCode::from(2)
 }
 
 /// The error and its causes on one line. Many of our errors already quote their

@@ -517,3 +517,46 @@ fn damaged_sessions_are_refused_by_every_command_and_left_untouched() {
     }
     assert!(!q.exists());
 }
+
+#[test]
+fn a_second_writer_of_a_session_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), 20, true, "");
+    let cfg = cfg.to_str().unwrap();
+    let s = dir.path().join("s.json");
+    let mut first = tune_until_stage_5(cfg, &s);
+    let before = saved(&s).unwrap();
+    let out = qtune(&[
+        "tune",
+        "-c",
+        cfg,
+        "--session",
+        s.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("being written by another qtune")
+            && err.contains(&format!("pid {}", first.id()))
+            && err.contains("qtune tune"),
+        "{err}"
+    );
+    // Reading while it is written is fine.
+    let out = qtune(&[
+        "export",
+        "--session",
+        s.to_str().unwrap(),
+        "--trt-cache",
+        dir.path().join("c").to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let after = saved(&s).unwrap();
+    assert!(
+        after["evaluations"].as_array().unwrap().len()
+            >= before["evaluations"].as_array().unwrap().len(),
+        "the second writer dropped evaluations"
+    );
+}

@@ -24,9 +24,9 @@ pub struct Args {
     /// Random inputs of this shape instead of files, e.g. `x=1,3,224,224`.
     #[arg(long = "input-shape", value_name = "NAME=DIMS", value_parser = parse_input_shape)]
     pub input_shape: Vec<InputShape>,
-    /// Timed runs (after one warm-up run).
-    #[arg(long, default_value_t = 10)]
-    pub runs: usize,
+    /// Timed runs (after one warm-up run), 1 to 100000.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub runs: u32,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -57,7 +57,7 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
     };
     runner.run(inputs.clone())?; // builds and caches the plan
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let mut times = Vec::with_capacity(args.runs);
+    let mut times = Vec::with_capacity(args.runs as usize);
     for _ in 0..args.runs.max(1) {
         let t = Instant::now();
         runner.run(inputs.clone())?;
@@ -84,9 +84,19 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
 
 /// A deterministic pseudo-random input (uniform in [-1, 1) for floats, zeros otherwise).
 fn random_input(dtype: Option<DType>, shape: &[usize]) -> Result<Tensor> {
+    // The same limits the engine applies to every value, before anything is allocated.
+    let n = qtune::ir::checked_numel(shape)
+        .filter(|&n| n <= qtune::ir::MAX_ELEMENTS)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--input-shape {shape:?}: more than {} elements",
+                qtune::ir::MAX_ELEMENTS
+            )
+        })?;
+    let size = dtype.map_or(4, DType::size) as u64;
+    qtune::util::budget::check(|| format!("--input-shape {shape:?}"), n as u64 * size)?;
     match dtype {
         Some(DType::F32) => {
-            let n: usize = shape.iter().product();
             let mut state = 0x9E3779B97F4A7C15u64;
             let data = (0..n)
                 .map(|_| {

@@ -18,9 +18,9 @@ pub struct Args {
     /// The configuration file.
     #[arg(short, long, value_name = "CONFIG")]
     pub config: PathBuf,
-    /// Toggles per layer position (each toggle off and back on counts two).
-    #[arg(long, default_value_t = 2)]
-    pub repeat: usize,
+    /// Toggles per layer position (each toggle off and back on counts two), 1 to 1000.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub repeat: u16,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -28,6 +28,12 @@ pub struct Args {
 
 pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
     let ws = open(&args.config, model)?;
+    if ws.layers.is_empty() {
+        anyhow::bail!(
+            "{}: the model has no quantizable layers (Conv, ConvTranspose, Gemm, MatMul): nothing to toggle",
+            ws.config.model.display()
+        );
+    }
     let t0 = Instant::now();
     let ev = qtune::eval::Evaluator::new(&ws, &|_| {}).context("FP32 evaluation")?;
     let fp32_s = t0.elapsed().as_secs_f64();
@@ -70,7 +76,7 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
         .into_iter()
         .filter(|s| s.batch_count == configured.batch_count)
         .filter(|s| tuner.session.find_setting(s).is_none())
-        .take(2 * args.repeat)
+        .take(2 * args.repeat as usize)
         .collect();
     let (mut search_times, mut eval_times) = (Vec::new(), Vec::new());
     for setting in &fresh {

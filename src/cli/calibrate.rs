@@ -35,6 +35,12 @@ pub fn open(config: &std::path::Path, model: Option<PathBuf>) -> Result<Workspac
 pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     let t0 = Instant::now();
     let ws = open(&args.config, model)?;
+    if let Some(out) = &args.output {
+        super::guard::check(
+            &[("-o", out)],
+            &super::guard::config_inputs(&args.config, &ws.config),
+        )?;
+    }
     let n = ws.config.batch_count.min(ws.calib.len());
     let bar = Bar::new(quiet, n, "calibrating");
     let (plan, samples) = ws.calibrate(&|i| bar.set(i), &AtomicBool::new(false))?;

@@ -6,6 +6,8 @@ use anyhow::{Result, bail};
 
 use qtune::jobs::{PlanFrom, export_input};
 
+use super::guard::Input;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A parameter record from `qtune calibrate -o`.
@@ -39,6 +41,21 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
         (None, None) => bail!("pass --params P or --session S"),
     };
     let input = export_input(from, model)?;
+    let mut outputs = Vec::new();
+    if let Some(p) = &args.qdq {
+        outputs.push(("--qdq", p.as_path()));
+    }
+    if let Some(p) = &args.trt_cache {
+        outputs.push(("--trt-cache", p.as_path()));
+    }
+    let mut inputs = vec![Input::new("the model", &input.model.path)];
+    if let Some(p) = &args.params {
+        inputs.push(Input::new("the parameter record", p));
+    }
+    if let Some(p) = &args.session {
+        inputs.push(Input::new("the session", p));
+    }
+    super::guard::check(&outputs, &inputs)?;
     for d in &input.decision.degradations {
         eprintln!("warning: {d}");
     }

@@ -8,6 +8,8 @@ use qtune::data::{read_npy, write_npy};
 use qtune::engine::Runner;
 use qtune::onnx::load_model;
 
+use super::guard::Input;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The ONNX model.
@@ -38,15 +40,25 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
             args.inputs.len()
         );
     }
+    let outputs: Vec<PathBuf> = (0..runner.graph().outputs.len())
+        .map(|k| args.out.join(format!("output_{k}.npy")))
+        .collect();
+    let mut read = vec![Input::new("the model", &path)];
+    read.extend(args.inputs.iter().map(|p| Input::new("--input", p)));
+    let named: Vec<(&str, &std::path::Path)> = outputs
+        .iter()
+        .map(|p| ("the output", p.as_path()))
+        .collect();
+    super::guard::check(&named, &read)?;
     let inputs = args
         .inputs
         .iter()
         .map(|p| read_npy(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let outputs = runner.run(inputs)?;
+    let results = runner.run(inputs)?;
     std::fs::create_dir_all(&args.out).map_err(|e| qtune::Error::io(&args.out, e))?;
-    for (k, t) in outputs.iter().enumerate() {
-        write_npy(&args.out.join(format!("output_{k}.npy")), t)?;
+    for (t, p) in results.iter().zip(&outputs) {
+        write_npy(p, t)?;
     }
     Ok(0)
 }

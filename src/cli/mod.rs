@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
@@ -13,6 +13,7 @@ mod calibrate;
 mod demo;
 mod eval;
 mod export;
+mod guard;
 mod infer;
 mod inspect;
 mod interrupt;
@@ -26,9 +27,9 @@ mod tune;
 #[derive(Parser, Debug)]
 #[command(name = "qtune", version, about, long_about = None)]
 pub struct Cli {
-    /// Worker threads (default: one per core).
-    #[arg(long, global = true, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Worker threads, 1 to 1024 (default: one per core).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// Model file; overrides the model named in a configuration.
     #[arg(long, global = true, value_name = "PATH")]
     pub model: Option<PathBuf>,
@@ -77,11 +78,8 @@ pub enum Command {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<u8> {
     if let Some(n) = cli.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
         rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
+            .num_threads(n as usize)
             .build_global()
             .context("starting the thread pool")?;
     }

@@ -44,6 +44,10 @@ pub fn demo(quiet: bool, ascii: bool) -> Result<u8> {
 fn open(config: &Path, session_path: &Path, ascii: bool) -> Result<u8> {
     // validate the configuration before taking the terminal over
     let cfg = Config::load(config)?;
+    super::guard::check(
+        &[("--session", session_path)],
+        &super::guard::config_inputs(config, &cfg),
+    )?;
     let config_abs = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
     let session = if session_path.exists() {
         qtune::session::load(session_path)?

@@ -89,6 +89,10 @@ fn work_name(work: Work) -> &'static str {
 
 pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
     let mut ws = open(&args.config, model)?;
+    super::guard::check(
+        &[("--session", &args.session)],
+        &super::guard::config_inputs(&args.config, &ws.config),
+    )?;
     if args.continue_after_target {
         ws.config.tune.continue_after_target = true;
     }

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use crate::calib::{SearchParams, WeightType};
 use crate::data::image::{ImageFormat, ResizeMode};
 
+/// A configuration file larger than this is refused (real ones are a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 pub use raw::{FloatPrecision, InputType, Metric, RawConfig, TOP_LEVEL_KEYS};
 pub use resolve::suggest;
 
@@ -57,6 +60,8 @@ pub struct EvalConfig {
     pub metric: Metric,
     pub iou_threshold: f64,
     pub command: Option<String>,
+    /// How long `command` may run before it is killed (`evaluation.command_timeout`).
+    pub command_timeout: std::time::Duration,
     pub max_drop: f64,
     /// An absolute target: INT8 ≥ min_value (instead of INT8 ≥ FP32 − max_drop).
     pub min_value: Option<f64>,
@@ -91,9 +96,11 @@ pub struct Config {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            file: path.display().to_string(),
-            source,
+        let text = crate::util::fs::read_input_text(path, MAX_CONFIG_BYTES).map_err(|source| {
+            ConfigError::Io {
+                file: path.display().to_string(),
+                source,
+            }
         })?;
         Config::parse(&text, path)
     }

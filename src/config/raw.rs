@@ -149,6 +149,9 @@ pub struct RawEvaluation {
     pub iou_threshold: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// Seconds `command` may run before it is killed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_timeout: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_drop: Option<f64>,
     /// An absolute target instead of `max_drop`: INT8 metric ≥ min_value.
@@ -157,11 +160,38 @@ pub struct RawEvaluation {
 }
 
 /// A path, or one path per model input.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+// By hand, not `untagged`: serde's message for a mismatch names the Rust type.
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OneOrMany, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path, or a list of paths (one per model input)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut v = Vec::new();
+                while let Some(p) = seq.next_element::<String>()? {
+                    v.push(p);
+                }
+                Ok(OneOrMany::Many(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `max_percentile`: a number, or `PERCENTILE_MID` (0.99999).

@@ -20,6 +20,7 @@ const NESTED_KEYS: &[&str] = &[
     "metric",
     "iou_threshold",
     "command",
+    "command_timeout",
     "max_drop",
     "min_value",
 ];
@@ -130,7 +131,14 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 return Err(ctx.at(&["evaluation", "max_drop"], format!("key `evaluation.max_drop`: {max_drop} is not allowed; allowed: a number >= 0")));
             }
             let min_value = resolve_min_value(&ctx, e, metric)?;
+            let timeout = e
+                .command_timeout
+                .unwrap_or(crate::eval::command::DEFAULT_TIMEOUT_S);
+            if !(1..=86_400).contains(&timeout) {
+                return Err(ctx.at(&["evaluation", "command_timeout"], format!("key `evaluation.command_timeout`: {timeout} is not allowed; allowed: 1..=86400 (seconds)")));
+            }
             Some(EvalConfig {
+                command_timeout: std::time::Duration::from_secs(timeout),
                 paths,
                 labels: e.labels.as_deref().map(&rel),
                 classes: e.classes.clone(),
@@ -284,20 +292,50 @@ impl Ctx<'_> {
 }
 
 /// 1-based line of a key given as a path of names (`["evaluation", "metric"]`): the first
-/// line defining the last name after the lines defining the earlier ones.
+/// name at the top level (indentation 0), each further name inside the block of the one
+/// before it — so a top-level `bin:` is not found at `tune.grid.bin`.
 pub(super) fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
     let mut from = 0;
+    let mut parent: Option<usize> = None; // indentation of the enclosing key
     let mut found = None;
     for name in path {
-        let (i, _) = text.lines().enumerate().skip(from).find(|(_, l)| {
-            let t = l.trim_start().trim_start_matches("- ");
-            t.strip_prefix(name)
-                .is_some_and(|r| r.trim_start().starts_with(':'))
-        })?;
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(from) {
+            let Some((indent, rest)) = key_text(line) else {
+                continue;
+            };
+            if parent.is_some_and(|p| indent <= p) {
+                break; // the enclosing block ended
+            }
+            let depth_ok = parent.is_some() || indent == 0;
+            let is_name = rest
+                .strip_prefix(name)
+                .is_some_and(|r| r.trim_start().starts_with(':'));
+            if depth_ok && is_name {
+                hit = Some((i, indent));
+                break;
+            }
+        }
+        let (i, indent) = hit?;
         found = Some(i + 1);
         from = i + 1;
+        parent = Some(indent);
     }
     found
+}
+
+/// A line's indentation (list dashes count as indentation) and its text, unless blank or
+/// a comment.
+fn key_text(line: &str) -> Option<(usize, &str)> {
+    let mut t = line.trim_start();
+    let mut indent = line.len() - t.len();
+    while let Some(r) = t.strip_prefix('-').filter(|r| r.starts_with(' ')) {
+        let r2 = r.trim_start();
+        indent += 1 + (r.len() - r2.len());
+        t = r2;
+    }
+    (!t.is_empty() && !t.starts_with('#')).then_some((indent, t))
 }
 
 fn yaml_error(file: &str, text: &str, e: yaml::YamlError) -> ConfigError {
@@ -422,6 +460,27 @@ mod tests {
             e.starts_with("cfg/x.yaml:4: key `preprocess_parameter[0].size`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_top_level_key_is_reported_at_its_own_line_not_a_nested_one() {
+        let e = err("model: m.onnx\ntune:\n  grid:\n    bin: [100]\nbin: 5000\n");
+        assert!(e.starts_with("cfg/x.yaml:5: key `bin`"), "{e}");
+        let e = err("model: m.onnx\nbin: 100\ntune:\n  grid:\n    bin: [1]\n");
+        assert!(e.starts_with("cfg/x.yaml:5: key `tune.grid.bin`"), "{e}");
+    }
+
+    #[test]
+    fn serde_internals_do_not_reach_the_user() {
+        let e = err("model: m.onnx\ntune:\n  grid:\n    max_percentile: [PERCENTILE_MAX]\n");
+        assert!(e.contains(":4:") && e.contains("PERCENTILE_MID"), "{e}");
+        assert!(!e.contains("untagged"), "{e}");
+        let e = err("model: m.onnx\nevaluation:\n  input_file_path: {a: 1}\n");
+        assert!(e.contains("a path, or a list of paths"), "{e}");
+        let e = err("model: m.onnx\nquantize_algo: [1]\n");
+        assert!(!e.contains("YAML tag"), "{e}");
+        let e = err("\u{feff}model: m.onnx\nbins: 1\n");
+        assert!(e.starts_with("cfg/x.yaml:2: unknown key `bins`"), "{e}");
     }
 
     #[test]

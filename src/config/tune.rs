@@ -164,11 +164,42 @@ pub struct RawGrid {
 }
 
 /// A `max_percentile` list entry: a number or `PERCENTILE_MID`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Percentile {
     Number(f64),
     Named(PercentileName),
+}
+
+// By hand, not `untagged`: serde's message for a mismatch names the Rust type.
+impl<'de> Deserialize<'de> for Percentile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Percentile, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Percentile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number in (0, 1] or PERCENTILE_MID")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Percentile, E> {
+                Ok(Percentile::Number(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Percentile, E> {
+                Ok(Percentile::Number(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Percentile, E> {
+                Ok(Percentile::Number(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Percentile, E> {
+                match v {
+                    "PERCENTILE_MID" => Ok(Percentile::Named(PercentileName::Mid)),
+                    _ => Err(E::custom(format!(
+                        "`{v}` is not allowed: use a number in (0, 1] or PERCENTILE_MID"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,15 +271,20 @@ impl Default for Grid {
 }
 
 impl Grid {
-    /// Number of settings in the grid.
+    /// Number of settings in the grid (saturating: a validated grid has at most
+    /// [`MAX_GRID_SETTINGS`]).
     pub fn len(&self) -> usize {
-        self.quantize_algo.len()
-            * self.weight_type.len()
-            * self.bin.len()
-            * self.divergence.len()
-            * self.ratios.len()
-            * self.max_percentile.len()
-            * self.batch_count.len()
+        [
+            self.quantize_algo.len(),
+            self.weight_type.len(),
+            self.bin.len(),
+            self.divergence.len(),
+            self.ratios.len(),
+            self.max_percentile.len(),
+            self.batch_count.len(),
+        ]
+        .into_iter()
+        .fold(1usize, usize::saturating_mul)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -268,6 +304,10 @@ impl Default for TuneConfig {
         }
     }
 }
+
+/// The most settings `tune.grid` may hold (Table 2 has 432; each setting costs an
+/// evaluation, ~0.6 s on the demo, so this is already hours of search).
+pub const MAX_GRID_SETTINGS: usize = 20_000;
 
 /// Default budget of the re-evaluation caches.
 pub const DEFAULT_CACHE_MB: usize = 2048;
@@ -356,6 +396,26 @@ pub fn resolve(raw: Option<&RawTune>) -> Result<TuneConfig, TuneIssue> {
             },
         )?;
     }
+    if g2.len() > MAX_GRID_SETTINGS {
+        return Err((
+            vec!["tune", "grid"],
+            format!(
+                "key `tune.grid`: its lists make {} settings ({} × {} × {} × {} × {} × {} × {}); allowed: at most {MAX_GRID_SETTINGS}",
+                if g2.len() == usize::MAX {
+                    "more than 2^64".to_string()
+                } else {
+                    g2.len().to_string()
+                },
+                g2.quantize_algo.len(),
+                g2.weight_type.len(),
+                g2.bin.len(),
+                g2.divergence.len(),
+                g2.ratios.len(),
+                g2.max_percentile.len(),
+                g2.batch_count.len()
+            ),
+        ));
+    }
     if let Some(b) = g2.batch_count.iter().find(|&&b| b == 0 || b > 1_000_000) {
         return Err((
             vec!["tune", "grid", "batch_count"],
@@ -413,5 +473,13 @@ mod tests {
         assert!(resolve(Some(&raw)).unwrap_err().1.contains("tune.grid.bin"));
         let raw: RawTune = crate::config::yaml::from_str("grid:\n  batch_count: [0]\n").unwrap();
         assert!(resolve(Some(&raw)).unwrap_err().1.contains("1..=1000000"));
+        let bins: Vec<String> = (2..2000).map(|b| b.to_string()).collect();
+        let text = format!(
+            "grid:\n  bin: [{}]\n  batch_count: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n",
+            bins.join(", ")
+        );
+        let raw: RawTune = crate::config::yaml::from_str(&text).unwrap();
+        let e = resolve(Some(&raw)).unwrap_err().1;
+        assert!(e.contains("at most 20000"), "{e}");
     }
 }

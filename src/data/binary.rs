@@ -15,7 +15,8 @@ pub fn read_binary(path: &Path) -> Result<Tensor, DataError> {
         path: path.display().to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let bytes = crate::util::fs::read_input(path, crate::util::budget::limit())
+        .map_err(|e| bad(e.to_string()))?;
     parse_binary(&bytes).map_err(bad)
 }
 

@@ -50,15 +50,52 @@ pub struct ImagePreprocess {
     pub size: (usize, usize),
 }
 
+/// The most pixels an image may have (8192 × 8192): larger ones are refused from their
+/// header, before decoding (a decompression bomb declares a size its file does not show).
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+
+/// Decodes within limits: the header's size first, then the decoder's own allocation cap.
+fn decode_bounded(bytes: &[u8]) -> Result<image::DynamicImage, String> {
+    let unreadable = |e: image::ImageError| {
+        format!(
+            "not a readable PNG or JPEG image ({})",
+            one_line(&e.to_string())
+        )
+    };
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| format!("cannot read it ({e})"))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(unreadable)?;
+    if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+        return Err(format!(
+            "the image is {w}×{h} pixels, more than qtune decodes ({MAX_IMAGE_PIXELS} pixels, 8192×8192)"
+        ));
+    }
+    let mut r = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(1 << 30);
+    r.limits(limits);
+    r.decode().map_err(unreadable)
+}
+
+/// A decoder's message on one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Decodes `path` into interleaved 8-bit pixels (width, height, pixels) in `format`.
 fn decode(path: &Path, format: ImageFormat) -> Result<(usize, usize, Vec<u8>), DataError> {
     let bad = |reason: String| DataError::File {
         path: path.display().to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| bad(format!("not a readable PNG or JPEG image ({e})")))?;
+    let bytes = crate::util::fs::read_input(path, crate::util::budget::limit())
+        .map_err(|e| bad(e.to_string()))?;
+    let img = decode_bounded(&bytes).map_err(bad)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
         return Err(bad("the image is empty".into()));
@@ -100,7 +137,12 @@ pub fn load_image(path: &Path, p: &ImagePreprocess) -> Result<Tensor, DataError>
         }
     };
     let resized = resize_bilinear(&px, w, h, c, nw, nh);
-    let mut out = vec![0f32; c * th * tw];
+    let mut out = crate::util::budget::try_vec(
+        || format!("{}: the {c}×{th}×{tw} input tensor", path.display()),
+        c * th * tw,
+        0f32,
+    )
+    .map_err(|e| DataError::Config(e.to_string()))?;
     // Padding: zero after normalization, or a pixel value normalized like the image.
     if let Some(Some(v)) = pad {
         for ch in 0..c {

@@ -5,6 +5,9 @@ use std::path::Path;
 
 use super::DataError;
 
+/// A labels file larger than this is refused (a million lines of ~60 bytes).
+pub const MAX_LABELS_BYTES: u64 = 64 << 20;
+
 /// Class index per file name.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Labels {
@@ -15,9 +18,11 @@ impl Labels {
     /// Reads a labels file. `classes` maps label tokens to output indices (the token's
     /// position); without it the token must be the index itself.
     pub fn read(path: &Path, classes: Option<&[String]>) -> Result<Labels, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
-            path: path.display().to_string(),
-            reason: e.to_string(),
+        let text = crate::util::fs::read_input_text(path, MAX_LABELS_BYTES).map_err(|e| {
+            DataError::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }
         })?;
         Labels::parse(&text, classes).map_err(|reason| DataError::File {
             path: path.display().to_string(),

@@ -1,6 +1,5 @@
 //! NumPy `.npy` files (format versions 1–3, C order, little-endian or byte-sized types).
 
-use std::io::Write;
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
@@ -23,10 +22,13 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Reads an `.npy` file into a tensor.
 pub fn read_npy(path: &Path) -> Result<Tensor, NpyError> {
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes =
+        crate::util::fs::read_input(path, crate::util::budget::limit()).map_err(|source| {
+            NpyError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
     parse_npy(&bytes).map_err(|reason| NpyError::Format {
         path: path.display().to_string(),
         reason,
@@ -194,18 +196,12 @@ pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
     out
 }
 
-/// Writes a tensor to an `.npy` file, atomically (temp file + rename).
+/// Writes a tensor to an `.npy` file, atomically (see `util::fs::write_atomic`).
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<(), NpyError> {
-    let err = |source| NpyError::Io {
+    crate::util::fs::write_atomic(path, &npy_bytes(t)).map_err(|source| NpyError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let tmp = path.with_extension("npy.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&npy_bytes(t))
-        .and_then(|_| f.sync_all())
-        .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 #[cfg(test)]

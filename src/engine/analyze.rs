@@ -9,6 +9,8 @@ use crate::ir::{Dim, Facts, Graph, MAX_ELEMENTS, Node, Tensor, ValueId, checked_
 
 use super::error::{EngineError, EngineResult};
 use super::ops::{self, BuildCtx, Op};
+use crate::util::budget::Tally;
+use crate::util::text::escape_control;
 
 /// The result of analysing a graph for concrete input shapes.
 #[derive(Debug)]
@@ -182,6 +184,15 @@ fn analyze_with(graph: &Graph, input_shapes: Option<&[Vec<usize>]>) -> EngineRes
     }
     let mut ops_out = Vec::with_capacity(graph.nodes.len());
     let mut folded = HashMap::new();
+    // Everything computed at load stays in memory: its total is bounded, not only each value.
+    let mut held = Tally::default();
+    for t in graph.constants.values() {
+        held.add(String::new, t.nbytes() as u64)
+            .map_err(|source| EngineError::OverBudget {
+                node: "(the model's constants)".into(),
+                source,
+            })?;
+    }
     for node in &graph.nodes {
         let consts: Vec<Option<&Tensor>> = node
             .inputs
@@ -209,6 +220,7 @@ fn analyze_with(graph: &Graph, input_shapes: Option<&[Vec<usize>]>) -> EngineRes
             .all(|(k, o)| o.is_none() || out.get(k).is_some_and(|f| f.value.is_some()));
         if op.is_pure() && (all_const || infer_known) {
             if !infer_known {
+                count_folded(graph, node, &out, &mut held)?;
                 let ins: Vec<Option<&Tensor>> = node
                     .inputs
                     .iter()
@@ -250,20 +262,56 @@ fn analyze_with(graph: &Graph, input_shapes: Option<&[Vec<usize>]>) -> EngineRes
     })
 }
 
+/// Counts the outputs a folded node is about to compute against the load-time budget.
+fn count_folded(graph: &Graph, node: &Node, out: &[Facts], held: &mut Tally) -> EngineResult<()> {
+    for (k, o) in node.outputs.iter().enumerate() {
+        let (Some(v), Some(f)) = (o, out.get(k)) else {
+            continue;
+        };
+        let bytes = value_bytes(f).unwrap_or(0);
+        held.add(
+            || format!("folding `{}` at load", escape_control(graph.value_name(*v))),
+            bytes,
+        )
+        .map_err(|source| EngineError::OverBudget {
+            node: escape_control(&node.name),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Bytes of a value of known shape (element size 4 when the type is unknown).
+fn value_bytes(f: &Facts) -> Option<u64> {
+    let n = checked_numel(f.shape.as_ref()?)? as u64;
+    Some(n.saturating_mul(f.dtype.map_or(4, |d| d.size()) as u64))
+}
+
 fn check_size(graph: &Graph, v: ValueId, f: &Facts, node: &str) -> EngineResult<()> {
     let Some(shape) = &f.shape else { return Ok(()) };
     match checked_numel(shape) {
-        Some(n) if n <= MAX_ELEMENTS => Ok(()),
-        n => Err(EngineError::TooLarge {
-            name: graph.value_name(v).to_string(),
-            node: node.to_string(),
-            elements: n
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "more than 2^64".into()),
-            shape: fmt_shape(shape),
-            limit: MAX_ELEMENTS,
-        }),
+        Some(n) if n <= MAX_ELEMENTS => {}
+        n => {
+            return Err(EngineError::TooLarge {
+                name: escape_control(graph.value_name(v)),
+                node: escape_control(node),
+                elements: n
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "more than 2^64".into()),
+                shape: fmt_shape(shape),
+                limit: MAX_ELEMENTS,
+            });
+        }
     }
+    let bytes = value_bytes(f).unwrap_or(0);
+    crate::util::budget::check(
+        || format!("value `{}`", escape_control(graph.value_name(v))),
+        bytes,
+    )
+    .map_err(|source| EngineError::OverBudget {
+        node: escape_control(node),
+        source,
+    })
 }
 
 /// A copy of `graph` for fixed input shapes: folded nodes replaced by constants,

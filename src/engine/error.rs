@@ -32,6 +32,12 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A value (or all values folded at load) would not fit the memory budget.
+    #[error("node `{node}`: {source}")]
+    OverBudget {
+        node: String,
+        source: crate::util::budget::BudgetError,
+    },
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;

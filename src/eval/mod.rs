@@ -91,8 +91,13 @@ impl<'w> Evaluator<'w> {
             ),
             Metric::Command => {
                 let template = cfg.command.as_deref().unwrap_or_default();
-                command::run_command(template, outputs, cfg.labels.as_deref())
-                    .map_err(Error::Usage)?
+                command::run_command(
+                    template,
+                    outputs,
+                    cfg.labels.as_deref(),
+                    cfg.command_timeout,
+                )
+                .map_err(Error::Usage)?
             }
         })
     }

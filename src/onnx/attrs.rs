@@ -163,9 +163,9 @@ fn read_external(t: &TensorProto, dir: Option<&Path>, need: usize) -> Result<Vec
     if length != need {
         return Err(TensorError::Length { got: length, need });
     }
-    let path = dir.unwrap_or(Path::new(".")).join(&location);
+    let path = confined(dir.unwrap_or(Path::new(".")), &location)?;
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&path)
+    let mut f = crate::util::fs::open_input(&path)
         .map_err(|e| TensorError::External(format!("{}: {e}", path.display())))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     if offset.saturating_add(need as u64) > size {
@@ -173,14 +173,42 @@ fn read_external(t: &TensorProto, dir: Option<&Path>, need: usize) -> Result<Vec
             "{}: needs bytes {}..{}, the file has {size}",
             path.display(),
             offset,
-            offset + need as u64
+            offset.saturating_add(need as u64)
         )));
     }
-    let mut buf = vec![0u8; need];
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(need)
+        .map_err(|_| TensorError::External(format!("{need} bytes cannot be allocated")))?;
+    buf.resize(need, 0);
     f.seek(SeekFrom::Start(offset))
         .and_then(|_| f.read_exact(&mut buf))
         .map_err(|e| TensorError::External(format!("{}: {e}", path.display())))?;
     Ok(buf)
+}
+
+/// The external data file `location` of a model in `dir`: it must lie inside the model's
+/// folder once every `..` and symlink is resolved (as ONNX Runtime requires), so a model
+/// cannot read `/etc/passwd` into its weights.
+fn confined(dir: &Path, location: &str) -> Result<std::path::PathBuf, TensorError> {
+    let outside = || {
+        TensorError::External(format!(
+            "location `{}` is outside the model's folder; external data must lie beside the model",
+            crate::util::text::escape_control(location)
+        ))
+    };
+    let rel = Path::new(location);
+    if location.is_empty() || rel.is_absolute() {
+        return Err(outside());
+    }
+    let base = std::fs::canonicalize(dir)
+        .map_err(|e| TensorError::External(format!("{}: {e}", dir.display())))?;
+    let joined = base.join(rel);
+    let real = std::fs::canonicalize(&joined)
+        .map_err(|e| TensorError::External(format!("{}: {e}", joined.display())))?;
+    if !real.starts_with(&base) || real == base {
+        return Err(outside());
+    }
+    Ok(real)
 }
 
 /// Converts an attribute. Tensors inside attributes use `dir` for external data.

@@ -9,11 +9,13 @@ use sha2::{Digest, Sha256};
 
 use super::attrs::{TensorError, attr_from_proto, tensor_from_proto};
 use super::proto::{
-    ModelProto, NodeProto, TypeProto, ValueInfoProto,
+    ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
     tensor_shape_proto::dimension::Value as DimValue,
 };
 use crate::ir::tensor::onnx_type_name;
 use crate::ir::{Attr, DType, Dim, Graph, MAX_ELEMENTS, Node, Tensor, Value, ValueId};
+use crate::util::budget::Tally;
+use crate::util::text::escape_control;
 
 /// Errors loading a model; each names the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -44,15 +46,20 @@ pub struct Model {
     pub sha256: String,
 }
 
-/// Lowest default-domain opset qtune reads.
-pub const MIN_OPSET: i64 = 1;
+/// Lowest default-domain opset qtune reads (older opsets gave ops other semantics).
+pub const MIN_OPSET: i64 = 7;
+/// Highest default-domain opset qtune reads.
+pub const MAX_OPSET: i64 = 28;
 
 /// Reads and converts an ONNX model file.
 pub fn load_model(path: &Path) -> Result<Model, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::util::fs::read_input(path, crate::util::budget::limit()).map_err(|source| {
+            LoadError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let graph = graph_from_bytes(&bytes, path)?;
     Ok(Model {
@@ -92,11 +99,17 @@ pub fn graph_from_bytes(bytes: &[u8], path: &Path) -> Result<Graph, LoadError> {
     let opset = opset.ok_or_else(|| {
         invalid("no opset for the default ONNX domain (truncated, or not an ONNX model)".into())
     })?;
+    if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
+        return Err(invalid(format!(
+            "opset {opset} of the default ONNX domain is not supported; qtune reads opsets {MIN_OPSET} to {MAX_OPSET}"
+        )));
+    }
     let dir = path.parent();
     let mut b = Builder {
         g: Graph::default(),
         by_name: HashMap::new(),
         path,
+        constants: Tally::default(),
     };
     b.g.opset = opset;
     b.g.other_opsets = other_opsets;
@@ -115,6 +128,7 @@ pub fn graph_from_bytes(bytes: &[u8], path: &Path) -> Result<Graph, LoadError> {
 
     for init in &gp.initializer {
         let name = init.name.clone().unwrap_or_default();
+        b.count_constant(init, &name)?;
         let t = tensor_from_proto(init, dir, MAX_ELEMENTS).map_err(|source| LoadError::Tensor {
             path: path.to_path_buf(),
             name: name.clone(),
@@ -165,9 +179,30 @@ struct Builder<'p> {
     g: Graph,
     by_name: HashMap<String, ValueId>,
     path: &'p Path,
+    /// Bytes of every constant so far, against the memory budget.
+    constants: Tally,
 }
 
 impl Builder<'_> {
+    /// Counts a constant's declared size against the budget before it is decoded.
+    fn count_constant(&mut self, t: &TensorProto, name: &str) -> Result<(), LoadError> {
+        let size = DType::from_onnx(t.data_type.unwrap_or(0)).map_or(1, DType::size) as u64;
+        let n = t
+            .dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(u64::try_from(d).ok()?))
+            .unwrap_or(u64::MAX);
+        if n > MAX_ELEMENTS as u64 {
+            return Ok(()); // tensor_from_proto refuses it, naming the element count
+        }
+        self.constants
+            .add(
+                || format!("constant `{}`", escape_control(name)),
+                n.saturating_mul(size),
+            )
+            .map_err(|e| self.invalid(e.to_string()))
+    }
+
     fn invalid(&self, msg: String) -> LoadError {
         LoadError::Invalid {
             path: self.path.to_path_buf(),
@@ -227,6 +262,9 @@ impl Builder<'_> {
         let mut attrs = BTreeMap::new();
         for a in &np.attribute {
             let an = a.name.clone().unwrap_or_default();
+            if let Some(t) = &a.t {
+                self.count_constant(t, &format!("{name}.{an}"))?;
+            }
             let v = attr_from_proto(a, dir, MAX_ELEMENTS).map_err(|source| LoadError::Tensor {
                 path: self.path.to_path_buf(),
                 name: format!("{name}.{an}"),

@@ -41,7 +41,7 @@ impl ParamsRecord {
 
     /// Reads a record.
     pub fn load(path: &Path) -> Result<ParamsRecord, QuantError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::util::fs::read_input_text(path, crate::util::budget::limit())
             .map_err(|e| QuantError::Invalid(format!("{}: {e}", path.display())))?;
         let r: ParamsRecord = yaml::from_str(&text).map_err(|e| {
             let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();

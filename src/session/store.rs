@@ -19,7 +19,8 @@ use super::record::{Evaluation, LogEntry, SettingRecord};
 use super::session::{SESSION_FORMAT, Session};
 use super::validate::validate;
 use crate::calib::{AllCurves, DisplayHistogram};
-use crate::util::write_atomic;
+use crate::util::fs::{read_input, write_atomic};
+use crate::util::lock::{LockError, WriterLock};
 
 /// Why a session could not be loaded or saved. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,8 @@ pub enum SessionError {
         expected: String,
         found: String,
     },
+    #[error(transparent)]
+    Locked(#[from] LockError),
     #[error("{path}: {source}")]
     Full {
         path: String,
@@ -84,13 +87,14 @@ pub fn save(session: &Session, path: &Path) -> Result<(), SessionError> {
 /// The snapshot, migrated, with the journal replayed; and the last journal sequence.
 fn read(path: &Path) -> Result<(Session, u64), SessionError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| SessionError::Io {
+    let limit = crate::util::budget::limit();
+    let bytes = read_input(path, limit).map_err(|source| SessionError::Io {
         path: p.clone(),
         source,
     })?;
     let (mut session, mut seq) = parse_snapshot(&bytes, &p)?;
     let journal = journal_path(path);
-    match std::fs::read(&journal) {
+    match read_input(&journal, limit) {
         Ok(text) => seq = replay(&mut session, seq, &text, &journal)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => {
@@ -285,9 +289,11 @@ impl Session {
     }
 }
 
-/// A session file open for writing: saves append to its journal.
+/// A session file open for writing: saves append to its journal. It holds the file's
+/// writer lock (`util::lock`), so a second writer is refused naming this process.
 #[derive(Debug)]
 pub struct SessionFile {
+    _lock: WriterLock,
     path: PathBuf,
     mark: Mark,
     journal: Option<File>,
@@ -298,9 +304,10 @@ pub struct SessionFile {
 impl SessionFile {
     /// Writes `session` as a new snapshot at `path` (replacing what is there) and opens it.
     pub fn create(path: &Path, session: &Session) -> Result<SessionFile, SessionError> {
+        let lock = WriterLock::acquire(path, &command_line())?;
         let snapshot_bytes = write_snapshot(session, 0, path)?;
         remove_journal(path)?;
-        SessionFile::with(path, session, 0, snapshot_bytes)
+        SessionFile::with(lock, path, session, 0, snapshot_bytes)
     }
 
     /// Opens the session at `path` for writing, if `accept` takes what it holds (nothing
@@ -309,22 +316,26 @@ impl SessionFile {
         path: &Path,
         accept: impl FnOnce(&Session) -> Result<(), SessionError>,
     ) -> Result<(SessionFile, Session), SessionError> {
+        // Locked before reading: what is read is what this writer continues.
+        let lock = WriterLock::acquire(path, &command_line())?;
         let (session, seq) = read(path)?;
         accept(&session)?;
         // Fold the journal in now: this also drops a torn last line.
         let snapshot_bytes = write_snapshot(&session, seq, path)?;
         remove_journal(path)?;
-        let file = SessionFile::with(path, &session, seq, snapshot_bytes)?;
+        let file = SessionFile::with(lock, path, &session, seq, snapshot_bytes)?;
         Ok((file, session))
     }
 
     fn with(
+        lock: WriterLock,
         path: &Path,
         s: &Session,
         seq: u64,
         snapshot_bytes: u64,
     ) -> Result<SessionFile, SessionError> {
         Ok(SessionFile {
+            _lock: lock,
             path: path.to_path_buf(),
             mark: Mark::of(s, seq).map_err(|e| corrupt(path, e))?,
             journal: None,
@@ -430,6 +441,27 @@ impl SessionFile {
         self.journal_bytes += line.len() as u64;
         Ok(())
     }
+}
+
+/// This process's command line, for the lock's holder record (`qtune tune -c …`).
+fn command_line() -> String {
+    let words: Vec<String> = std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            if i == 0 {
+                Path::new(&a)
+                    .file_name()
+                    .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+            } else {
+                a
+            }
+        })
+        .collect();
+    let line = words.join(" ");
+    crate::util::text::escape_control(&line)
+        .chars()
+        .take(200)
+        .collect()
 }
 
 fn corrupt(path: &Path, e: serde_json::Error) -> SessionError {

@@ -189,7 +189,8 @@ fn write_config(
     let mut name = session.file_stem().unwrap_or_default().to_os_string();
     name.push(".config.yaml");
     let path = session.with_file_name(name);
-    std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
+    crate::util::fs::write_atomic(&path, yaml.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok((path, raw, yaml))
 }
 
