@@ -76,6 +76,8 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<u8> {
+    // An override naming no ISA, or one this CPU lacks, is refused before any work.
+    qtune::engine::kernels::isa_from_env().context(qtune::engine::kernels::ISA_ENV)?;
     if let Some(n) = cli.threads {
         if n == 0 {
             bail!("--threads must be at least 1");

@@ -32,6 +32,8 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Isa(#[from] super::kernels::IsaError),
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;
