@@ -3,13 +3,17 @@
 //! must match the expected ones (numpy's allclose with ONNX's rtol 1e-3, atol 1e-7).
 //! Cases that are not run are listed, each with a reason, in tests/fixtures/onnx-node-skip.txt.
 //!
+//! Every case runs once per instruction set this CPU supports (scalar, AVX2, AVX-512
+//! kernels), each plan forced to it.
+//!
 //! `QTUNE_CONFORMANCE=substring cargo test --release --test conformance -- --nocapture`
 //! runs only the matching cases and prints each failure.
 
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use qtune::engine::Plan;
+use qtune::engine::kernels::Isa;
+use qtune::engine::{Plan, PlanOptions};
 use qtune::ir::{MAX_ELEMENTS, Tensor};
 use qtune::onnx::attrs::tensor_from_proto;
 use qtune::onnx::load_model;
@@ -67,13 +71,17 @@ fn close(got: &Tensor, want: &Tensor) -> Result<(), String> {
     Ok(())
 }
 
-fn run_case(dir: &Path) -> Result<(), String> {
+fn run_case(dir: &Path, isa: Isa) -> Result<(), String> {
     let model = load_model(&dir.join("model.onnx")).map_err(|e| e.to_string())?;
     let data = dir.join("test_data_set_0");
     let inputs = numbered(&data, "input")?;
     let expected = numbered(&data, "output")?;
     let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-    let plan = Plan::new(&model.graph, &shapes).map_err(|e| e.to_string())?;
+    let options = PlanOptions {
+        isa: Some(isa),
+        ..PlanOptions::default()
+    };
+    let plan = Plan::with_options(&model.graph, &shapes, options).map_err(|e| e.to_string())?;
     let outputs = plan.run(inputs).map_err(|e| e.to_string())?;
     if outputs.len() != expected.len() {
         return Err(format!(
@@ -130,18 +138,25 @@ fn onnx_backend_node_tests() {
         if filter.is_none() && skips.iter().any(|(s, _)| *s == name) {
             continue;
         }
-        let result =
-            std::panic::catch_unwind(|| run_case(dir)).unwrap_or_else(|_| Err("panicked".into()));
-        match result {
-            Ok(()) => passed.push(name),
-            Err(e) => failed.push(format!("{name}: {e}")),
+        let mut ok = true;
+        for isa in Isa::supported() {
+            let result = std::panic::catch_unwind(|| run_case(dir, isa))
+                .unwrap_or_else(|_| Err("panicked".into()));
+            if let Err(e) = result {
+                failed.push(format!("{name} ({isa}): {e}"));
+                ok = false;
+            }
+        }
+        if ok {
+            passed.push(name);
         }
     }
     for f in &failed {
         eprintln!("FAIL {f}");
     }
     eprintln!(
-        "conformance: {} passed, {} failed, {} skipped",
+        "conformance on {:?}: {} passed, {} failed, {} skipped",
+        Isa::supported(),
         passed.len(),
         failed.len(),
         skips.len()

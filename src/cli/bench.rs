@@ -9,6 +9,7 @@ use serde_json::json;
 
 use qtune::data::read_npy;
 use qtune::engine::Runner;
+use qtune::engine::kernels::{cpu_features, default_isa};
 use qtune::ir::{DType, Tensor};
 use qtune::onnx::load_model;
 
@@ -63,20 +64,25 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
         runner.run(inputs.clone())?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let chronological = times.clone();
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let threads = rayon::current_num_threads();
+    let isa = default_isa().name();
+    let features = cpu_features();
     if args.json {
         let doc = json!({"model": path.display().to_string(), "runs": times.len(), "threads": threads,
-            "median_ms": median, "min_ms": times[0], "mean_ms": mean, "load_and_first_run_ms": load_ms});
+            "median_ms": median, "min_ms": times[0], "mean_ms": mean, "load_and_first_run_ms": load_ms,
+            "isa": isa, "cpu_features": features, "times_ms": chronological});
         println!("{doc}");
     } else {
         println!(
-            "{}: median {median:.2} ms, min {:.2} ms, mean {mean:.2} ms over {} runs ({threads} threads; load + first run {load_ms:.0} ms)",
+            "{}: median {median:.2} ms, min {:.2} ms, mean {mean:.2} ms over {} runs ({threads} threads, {isa} kernels; load + first run {load_ms:.0} ms)\nCPU features: {}",
             path.display(),
             times[0],
-            times.len()
+            times.len(),
+            features.join(" ")
         );
     }
     Ok(0)

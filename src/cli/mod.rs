@@ -77,6 +77,8 @@ pub enum Command {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<u8> {
+    // An override naming no ISA, or one this CPU lacks, is refused before any work.
+    qtune::engine::kernels::isa_from_env().context(qtune::engine::kernels::ISA_ENV)?;
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n as usize)

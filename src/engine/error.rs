@@ -38,6 +38,8 @@ pub enum EngineError {
         node: String,
         source: crate::util::budget::BudgetError,
     },
+    #[error(transparent)]
+    Isa(#[from] super::kernels::IsaError),
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;

@@ -1,6 +1,7 @@
 //! The FP32 engine: compiles a graph into a plan for fixed input shapes and runs it.
 pub mod analyze;
 pub mod error;
+pub mod kernels;
 pub mod ops;
 pub mod plan;
 pub mod runner;

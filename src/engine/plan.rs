@@ -8,6 +8,7 @@ use crate::ir::{DType, Facts, Graph, NodeId, Tensor, ValueId};
 
 use super::analyze::analyze;
 use super::error::{EngineError, EngineResult};
+use super::kernels::{Isa, with_isa};
 use super::ops::quant::fuse_qdq;
 use super::ops::{BuildCtx, Op};
 
@@ -47,6 +48,8 @@ pub struct Plan {
     /// to the nearest float16 (computation inside an op stays float32, like FP16 hardware
     /// with float32 accumulation).
     fp16: bool,
+    /// The instruction set the plan's kernels were built for and run with.
+    isa: Isa,
 }
 
 /// Options of a plan.
@@ -57,6 +60,9 @@ pub struct PlanOptions {
     /// pair whose quantized value has no other use and whose scale and zero point are the
     /// same constants runs as one fused op with the same float32 result, bit for bit).
     pub keep_qdq: bool,
+    /// The instruction set of the kernels (default: the process default, `QTUNE_ISA` or
+    /// the best the CPU has). One the CPU lacks is an error.
+    pub isa: Option<Isa>,
 }
 
 /// Rounds every element of a float32 tensor to the nearest float16 value.
@@ -110,6 +116,20 @@ impl Plan {
         graph: &Graph,
         input_shapes: &[Vec<usize>],
         options: PlanOptions,
+    ) -> EngineResult<Plan> {
+        let isa = match options.isa {
+            Some(isa) => isa.check()?,
+            None => Isa::current(),
+        };
+        // Ops pack their constants for the ISA in force while they are built.
+        with_isa(isa, || Plan::build(graph, input_shapes, options, isa))
+    }
+
+    fn build(
+        graph: &Graph,
+        input_shapes: &[Vec<usize>],
+        options: PlanOptions,
+        isa: Isa,
     ) -> EngineResult<Plan> {
         let analysis = analyze(graph, input_shapes)?;
         let mut constants: Vec<Option<Arc<Tensor>>> = vec![None; graph.values.len()];
@@ -172,6 +192,7 @@ impl Plan {
             facts: analysis.facts,
             names: graph.values.iter().map(|v| v.name.clone()).collect(),
             fp16: options.fp16,
+            isa,
         };
         plan.prune_dead_steps();
         if !options.keep_qdq {
@@ -283,6 +304,11 @@ impl Plan {
         }
     }
 
+    /// The instruction set the plan's kernels use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
     pub fn inputs(&self) -> &[InputSpec] {
         &self.inputs
     }
@@ -311,6 +337,14 @@ impl Plan {
 
     /// Runs the plan, calling `observer` on every value a step produces.
     pub fn run_observed(
+        &self,
+        inputs: Vec<Tensor>,
+        observer: &mut Observer,
+    ) -> EngineResult<Vec<Tensor>> {
+        with_isa(self.isa, || self.run_observed_here(inputs, observer))
+    }
+
+    fn run_observed_here(
         &self,
         inputs: Vec<Tensor>,
         observer: &mut Observer,
@@ -425,6 +459,15 @@ impl Plan {
     /// as a run of this plan produced it. Returns each graph output that was computed or
     /// seeded (`None` otherwise). `observer` sees every value a selected step produces.
     pub fn run_subset(
+        &self,
+        subset: &Subset,
+        seeds: Vec<(ValueId, Arc<Tensor>)>,
+        observer: &mut SharedObserver,
+    ) -> EngineResult<Vec<Option<Tensor>>> {
+        with_isa(self.isa, || self.run_subset_here(subset, seeds, observer))
+    }
+
+    fn run_subset_here(
         &self,
         subset: &Subset,
         seeds: Vec<(ValueId, Arc<Tensor>)>,

@@ -12,7 +12,7 @@ use crate::map_tensor;
 
 use super::analyze::{check_input_shapes, check_supported};
 use super::error::{EngineError, EngineResult};
-use super::plan::Plan;
+use super::plan::{Plan, PlanOptions};
 
 /// A model ready to run. Cheap to share across threads.
 #[derive(Debug)]
@@ -21,11 +21,20 @@ pub struct Runner {
     plans: Mutex<HashMap<Vec<Vec<usize>>, Arc<Plan>>>,
     /// Every input's leading dimension is dynamic, so samples may run separately.
     batch_dynamic: bool,
+    options: PlanOptions,
 }
 
 impl Runner {
     /// Checks that every op is supported (the error names op type, node and opset).
     pub fn new(graph: Graph) -> EngineResult<Runner> {
+        Runner::with_options(graph, PlanOptions::default())
+    }
+
+    /// Like `new`, building every plan with `options` (e.g. a forced ISA).
+    pub fn with_options(graph: Graph, options: PlanOptions) -> EngineResult<Runner> {
+        if let Some(isa) = options.isa {
+            isa.check()?;
+        }
         check_supported(&graph)?;
         let batch_dynamic = !graph.inputs.is_empty()
             && graph.inputs.iter().all(|i| {
@@ -38,6 +47,7 @@ impl Runner {
             graph: Arc::new(graph),
             plans: Mutex::new(HashMap::new()),
             batch_dynamic,
+            options,
         })
     }
 
@@ -50,7 +60,7 @@ impl Runner {
         if let Some(p) = self.plans.lock().expect("plan cache").get(shapes) {
             return Ok(p.clone());
         }
-        let plan = Arc::new(Plan::new(&self.graph, shapes)?);
+        let plan = Arc::new(Plan::with_options(&self.graph, shapes, self.options)?);
         self.plans
             .lock()
             .expect("plan cache")

@@ -16,7 +16,8 @@ use crate::ir::{DType, Facts, Tensor};
 
 use super::elementwise::scalar::{Elem, Num, with_elem, with_num};
 use super::util::infer_broadcast;
-use super::{BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
+use super::{BuildFn, FuseInput, Op, OpError, OpResult, bad_dtype, facts, input};
+use crate::engine::kernels::epilogue::{BinOp, Step};
 use broadcast::{zip2, zip3};
 use legacy::legacy;
 
@@ -94,6 +95,16 @@ enum ArithOp {
 struct Arith(ArithOp);
 
 impl Op for Arith {
+    fn epilogue_step(&self, inputs: &[FuseInput], shape: &[usize]) -> Option<Step> {
+        let op = match self.0 {
+            ArithOp::Add => BinOp::Add,
+            ArithOp::Sub => BinOp::Sub,
+            ArithOp::Mul => BinOp::Mul,
+            ArithOp::Div => BinOp::Div,
+        };
+        binary_step(op, inputs, shape)
+    }
+
     fn infer(&self, inputs: &[Option<&Facts>]) -> OpResult<Vec<Facts>> {
         if let Some(d) = check_same_dtype(inputs)?
             && d == DType::Bool
@@ -110,6 +121,17 @@ impl Op for Arith {
         });
         Ok(vec![y])
     }
+}
+
+/// `x op other` (or `other op x`) as a fused step, when one input is the running value
+/// and the other an operand a chain can read.
+pub(crate) fn binary_step(op: BinOp, inputs: &[FuseInput], shape: &[usize]) -> Option<Step> {
+    let (rhs, swapped) = match inputs {
+        [FuseInput::Running, other] => (other.operand(shape)?, false),
+        [other, FuseInput::Running] => (other.operand(shape)?, true),
+        _ => return None,
+    };
+    Some(Step::Binary { op, rhs, swapped })
 }
 
 fn arith<T: Num>(op: ArithOp, a: &ArrayD<T>, b: &ArrayD<T>) -> OpResult<ArrayD<T>> {

@@ -1,23 +1,26 @@
 //! Operators: element-wise unary ops (same shape in and out), Clip, Cast, Dropout.
 //!
 //! Each op compiles to a `Unary` holding a `Kind`; `run` matches on the kind once and
-//! then runs a monomorphized loop over the contiguous data. The sub-modules `kernel`,
-//! `math` and `scalar` are shared with the broadcasting, reduction, normalization and
-//! quantization families.
+//! then runs a monomorphized loop over the contiguous data. `scalar` (the element
+//! traits) is shared with the broadcasting, reduction, normalization and quantization
+//! families; the loops and transcendental functions are kernels (`engine::kernels`),
+//! re-exported here as `kernel` and `math` under their old paths.
 
 mod cast;
 mod clip;
 mod dropout;
-pub(crate) mod kernel;
-pub(crate) mod math;
 pub(crate) mod scalar;
+
+pub(crate) use crate::engine::kernels::loops as kernel;
+pub(crate) use crate::engine::kernels::math;
 
 use ndarray::ArrayD;
 
 use crate::ir::{DType, Facts, Tensor};
 
 use super::util::infer_same;
-use super::{BuildCtx, BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
+use super::{BuildCtx, BuildFn, FuseInput, Op, OpError, OpResult, bad_dtype, facts, input};
+use crate::engine::kernels::epilogue::Step;
 use kernel::map_array;
 use scalar::{Float, Num};
 
@@ -125,6 +128,21 @@ fn build_gelu(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
 }
 
 impl Op for Unary {
+    fn epilogue_step(&self, inputs: &[FuseInput], _shape: &[usize]) -> Option<Step> {
+        if !matches!(inputs, [FuseInput::Running]) {
+            return None;
+        }
+        // Each step computes the formula of `float` below, on f32.
+        Some(match self.kind {
+            Kind::Relu => Step::Relu,
+            Kind::LeakyRelu(alpha) => Step::LeakyRelu { alpha },
+            Kind::HardSigmoid(alpha, beta) => Step::HardSigmoid { alpha, beta },
+            Kind::HardSwish => Step::HardSwish,
+            Kind::Sigmoid => Step::Sigmoid,
+            _ => return None,
+        })
+    }
+
     fn infer(&self, inputs: &[Option<&Facts>]) -> OpResult<Vec<Facts>> {
         if let Some(d) = facts(inputs, 0)?.dtype
             && !self.kind.accepts(d)

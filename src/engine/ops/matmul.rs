@@ -1,10 +1,7 @@
-//! Operators: MatMul (numpy semantics) and Gemm. Float products go through the `gemm`
-//! crate (runtime AVX2/AVX-512 dispatch); integer ones through a plain loop. The
-//! `kernel` sub-module is the packed GEMM that Conv and ConvTranspose use.
+//! Operators: MatMul (numpy semantics) and Gemm. float32 products run on the packed
+//! GEMM of `kernels::gemm` (the ISA in force); float64 and integer ones on a plain loop.
 
 mod gemm_op;
-pub(crate) mod kernel;
-pub(crate) mod simd;
 
 use ndarray::{ArrayD, IxDyn};
 
@@ -12,12 +9,11 @@ use crate::ir::shape::broadcast_shapes;
 use crate::ir::{DType, Facts, Tensor};
 
 use super::{BuildCtx, BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
+use crate::engine::kernels::Isa;
+use crate::engine::kernels::gemm::{self, BBlock, BSource, Output, PackedA};
 
 /// The op types of this family and their builders.
 pub const OPS: &[(&str, BuildFn)] = &[("MatMul", build_matmul), ("Gemm", gemm_op::build)];
-
-/// Multiply-adds above which a float product may use several threads.
-const PARALLEL_MIN_MACS: usize = 1 << 21;
 
 /// Element types the products support, with the arithmetic they need.
 pub(crate) trait Elem: Copy + Send + Sync + 'static {
@@ -26,8 +22,21 @@ pub(crate) trait Elem: Copy + Send + Sync + 'static {
     fn mul_add(self, a: Self, b: Self) -> Self;
     fn mul(self, o: Self) -> Self;
     fn from_f32(v: f32) -> Self;
-    /// Whether `gemm::gemm` handles this type.
-    const GEMM: bool;
+    /// `c (+)= alpha · a · b` on a fast kernel, when there is one for this type (the
+    /// arguments as `matmul_into` takes them, already checked); `false`: not done.
+    #[allow(clippy::too_many_arguments)]
+    fn fast_matmul(
+        _m: usize,
+        _n: usize,
+        _k: usize,
+        _a: Mat<Self>,
+        _b: Mat<Self>,
+        _c: &mut [Self],
+        _alpha: Self,
+        _accumulate: bool,
+    ) -> bool {
+        false
+    }
 }
 
 macro_rules! impl_float {
@@ -35,7 +44,6 @@ macro_rules! impl_float {
         impl Elem for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
-            const GEMM: bool = true;
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {
                 self + a * b
@@ -55,7 +63,6 @@ macro_rules! impl_int {
         impl Elem for $t {
             const ZERO: Self = 0;
             const ONE: Self = 1;
-            const GEMM: bool = false;
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {
                 self.wrapping_add(a.wrapping_mul(b))
@@ -70,8 +77,75 @@ macro_rules! impl_int {
         }
     };
 }
-impl_float!(f32);
 impl_float!(f64);
+
+impl Elem for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        self + a * b
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        self * o
+    }
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    fn fast_matmul(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Mat<f32>,
+        b: Mat<f32>,
+        c: &mut [f32],
+        alpha: f32,
+        accumulate: bool,
+    ) -> bool {
+        let isa = Isa::current();
+        let pa = if alpha == 1.0 {
+            PackedA::from_fn(isa, m, k, |i, j| a.data[i * a.rs + j * a.cs])
+        } else {
+            PackedA::from_fn(isa, m, k, |i, j| a.data[i * a.rs + j * a.cs] * alpha)
+        };
+        let parallel = rayon::current_thread_index().is_none();
+        let out = Output {
+            c,
+            ldc: n,
+            bias: None,
+            accumulate,
+            epilogue: None,
+        };
+        if b.cs == 1 {
+            let offs: Vec<usize> = (0..k).map(|r| r * b.rs).collect();
+            let src = BSource::Rows {
+                base: b.data,
+                offs: &offs,
+            };
+            gemm::gemm(isa, &pa, n, src, out, parallel);
+        } else {
+            let pack = |blk: BBlock, dst: &mut [f32]| {
+                for (p, panel) in dst.chunks_exact_mut(blk.kc * blk.nr).enumerate() {
+                    let c0 = blk.n0 + p * blk.nr;
+                    let w = blk.nr.min(blk.n0 + blk.nc - c0);
+                    for (kk, row) in panel.chunks_exact_mut(blk.nr).enumerate() {
+                        let r = (blk.k0 + kk) * b.rs;
+                        for (j, d) in row.iter_mut().enumerate() {
+                            *d = if j < w {
+                                b.data[r + (c0 + j) * b.cs]
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+            };
+            gemm::gemm(isa, &pa, n, BSource::Pack(&pack), out, parallel);
+        }
+        true
+    }
+}
 impl_int!(i32);
 impl_int!(i64);
 
@@ -110,40 +184,7 @@ pub(crate) fn matmul_into<T: Elem>(
         last(&a, m, k) < a.data.len() && last(&b, k, n) < b.data.len(),
         "matmul: operand too small"
     );
-    if T::GEMM {
-        let par = if m * n * k >= PARALLEL_MIN_MACS
-            && m.min(n) >= 16
-            && rayon::current_thread_index().is_none()
-        {
-            ::gemm::Parallelism::Rayon(rayon::current_num_threads())
-        } else {
-            ::gemm::Parallelism::None
-        };
-        // SAFETY: every index the strides reach is inside its slice (asserted above); `gemm`
-        // computes dst = 1·dst + alpha·lhs·rhs when read_dst, else alpha·lhs·rhs.
-        unsafe {
-            ::gemm::gemm(
-                m,
-                n,
-                k,
-                c.as_mut_ptr(),
-                1,
-                n as isize,
-                accumulate,
-                a.data.as_ptr(),
-                a.cs as isize,
-                a.rs as isize,
-                b.data.as_ptr(),
-                b.cs as isize,
-                b.rs as isize,
-                T::ONE,
-                alpha,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
+    if T::fast_matmul(m, n, k, a, b, c, alpha, accumulate) {
         return;
     }
     for i in 0..m {

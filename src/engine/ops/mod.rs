@@ -6,6 +6,7 @@ use std::fmt::Debug;
 
 use ndarray::ArrayD;
 
+use crate::engine::kernels::epilogue::{Chain, Operand, Step};
 use crate::ir::{Attr, DType, Facts, Node, Tensor};
 
 pub mod binary;
@@ -49,6 +50,65 @@ pub trait Op: Send + Sync + Debug {
     /// Whether `run` is a pure function of its inputs, so it may be folded at load.
     fn is_pure(&self) -> bool {
         true
+    }
+
+    /// This op as one step of a fused epilogue (`kernels::epilogue`), when on float32
+    /// it computes, element by element, exactly what the step computes: `inputs` says
+    /// per input position what it is (the running value, a constant, …) and `shape` is
+    /// the running value's shape, which the output keeps. `None`: not fusable.
+    fn epilogue_step(&self, inputs: &[FuseInput], shape: &[usize]) -> Option<Step> {
+        let _ = (inputs, shape);
+        None
+    }
+
+    /// This op with `chain` run on its output (a plan's fusion of the element-wise ops
+    /// that follow it), when it supports epilogues. The fused op reads the chain's
+    /// element-wise inputs after its own and returns the chain's result, then the
+    /// chain's stored values.
+    fn with_epilogue(&self, chain: Chain) -> Option<Box<dyn Op>> {
+        let _ = chain;
+        None
+    }
+}
+
+/// What an input of an op is, as a fused epilogue would see it (`Op::epilogue_step`).
+#[derive(Clone, Copy, Debug)]
+pub enum FuseInput<'a> {
+    /// The chain's running value.
+    Running,
+    /// A constant.
+    Const(&'a Tensor),
+    /// A computed float32 value of the running value's shape, read element-wise
+    /// (`Operand::Tensor` with this index).
+    Tensor(usize),
+    /// An earlier value of the chain (`Operand::Saved` with this slot).
+    Saved(usize),
+    /// Omitted (an optional input).
+    Absent,
+    /// Anything else: the op is not fusable.
+    Other,
+}
+
+impl FuseInput<'_> {
+    /// The operand this input is for a binary step against a running value of `shape`.
+    pub fn operand(self, shape: &[usize]) -> Option<Operand> {
+        match self {
+            FuseInput::Const(Tensor::F32(a)) => {
+                let v: Vec<f32> = a.iter().copied().collect();
+                Operand::from_const(a.shape(), &v, shape)
+            }
+            FuseInput::Tensor(k) => Some(Operand::Tensor(k)),
+            FuseInput::Saved(s) => Some(Operand::Saved(s)),
+            _ => None,
+        }
+    }
+
+    /// A constant float32 scalar's value.
+    pub fn scalar(self) -> Option<f32> {
+        match self {
+            FuseInput::Const(Tensor::F32(a)) if a.len() == 1 => a.iter().next().copied(),
+            _ => None,
+        }
     }
 }
 

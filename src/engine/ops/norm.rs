@@ -13,9 +13,10 @@ use rayon::prelude::*;
 
 use crate::ir::{DType, Facts, Tensor};
 
-use super::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel, wide};
+use super::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel, wide_on};
 use super::elementwise::scalar::{Float, with_float};
-use super::{BuildCtx, BuildFn, Op, OpError, OpResult, bad_dtype, facts, input};
+use super::{BuildCtx, BuildFn, FuseInput, Op, OpError, OpResult, bad_dtype, facts, input};
+use crate::engine::kernels::epilogue::Step;
 
 /// The op types of this family and their builders.
 pub const OPS: &[(&str, BuildFn)] = &[
@@ -27,13 +28,14 @@ pub const OPS: &[(&str, BuildFn)] = &[
 
 /// y = x·a[c] + b[c] for x of shape [N, C, inner...] (flattened), `a` and `b` of length C.
 fn affine<F: Float>(x: &[F], channels: usize, inner: usize, a: &[F], b: &[F]) -> Vec<F> {
+    let isa = crate::engine::kernels::Isa::current();
     if inner == 0 || channels == 0 {
         return Vec::new();
     }
     let body = |(i, (o, xs)): (usize, (&mut [MaybeUninit<F>], &[F]))| {
         let c = i % channels;
         let (a, b) = (a[c], b[c]);
-        wide(|| {
+        wide_on(isa, || {
             for (o, &v) in o.iter_mut().zip(xs) {
                 o.write(v * a + b);
             }
@@ -173,12 +175,7 @@ impl BatchNorm {
                 var.iter().map(|v| v.to_f64()).collect(),
             )
         };
-        let a: Vec<F> = (0..units)
-            .map(|c| F::from_f64(scale[c].to_f64() / (use_var[c] + eps).sqrt()))
-            .collect();
-        let b: Vec<F> = (0..units)
-            .map(|c| F::from_f64(bias[c].to_f64() - use_mean[c] * a[c].to_f64()))
-            .collect();
+        let (a, b) = coefficients(&scale, &bias, &use_mean, &use_var, eps);
         let y = F::wrap(array(xa.shape(), affine(&xs, units, inner, &a, &b))?);
         if !self.training {
             return Ok(vec![y]);
@@ -203,6 +200,23 @@ impl BatchNorm {
         }
         Ok(out)
     }
+}
+
+/// `y = x·a + b` for each unit: `a = scale / √(var + ε)`, `b = bias − mean·a`.
+fn coefficients<F: Float>(
+    scale: &[F],
+    bias: &[F],
+    mean: &[f64],
+    var: &[f64],
+    eps: f64,
+) -> (Vec<F>, Vec<F>) {
+    let a: Vec<F> = (0..scale.len())
+        .map(|c| F::from_f64(scale[c].to_f64() / (var[c] + eps).sqrt()))
+        .collect();
+    let b: Vec<F> = (0..scale.len())
+        .map(|c| F::from_f64(bias[c].to_f64() - mean[c] * a[c].to_f64()))
+        .collect();
+    (a, b)
 }
 
 /// Per channel: mean and population variance over the batch and spatial dims.
@@ -231,6 +245,35 @@ fn batch_moments<F: Float>(x: &[F], n: usize, c: usize, inner: usize) -> (Vec<f6
 }
 
 impl Op for BatchNorm {
+    fn epilogue_step(&self, inputs: &[FuseInput], shape: &[usize]) -> Option<Step> {
+        if self.training || self.per_element || shape.len() < 2 || inputs.len() != 5 {
+            return None;
+        }
+        let units = shape[1];
+        let param = |i: usize| match inputs[i] {
+            FuseInput::Const(Tensor::F32(a)) if a.len() == units => {
+                Some(a.iter().copied().collect::<Vec<f32>>())
+            }
+            _ => None,
+        };
+        if !matches!(inputs[0], FuseInput::Running) {
+            return None;
+        }
+        let (scale, bias, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
+        let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let (a, b) = coefficients(
+            &scale,
+            &bias,
+            &wide(&mean),
+            &wide(&var),
+            self.epsilon as f64,
+        );
+        Some(Step::Affine {
+            a: a.into(),
+            b: b.into(),
+        })
+    }
+
     fn infer(&self, inputs: &[Option<&Facts>]) -> OpResult<Vec<Facts>> {
         let x = facts(inputs, 0)?;
         if let Some(d) = x.dtype

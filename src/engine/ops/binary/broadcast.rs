@@ -12,7 +12,9 @@ use std::mem::MaybeUninit;
 use ndarray::ArrayD;
 use rayon::prelude::*;
 
-use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, array, build_vec, data, parallel, wide};
+use crate::engine::ops::elementwise::kernel::{
+    PAR_CHUNK, array, build_vec, data, parallel, wide_on,
+};
 use crate::engine::ops::{OpError, OpResult};
 use crate::ir::shape::broadcast_all;
 
@@ -130,6 +132,7 @@ impl<const N: usize> Bcast<N> {
         O: Send,
         F: Fn(&mut [O], [usize; N]) + Sync + Send,
     {
+        let isa = crate::engine::kernels::Isa::current();
         if self.len == 0 || out.len() != self.len {
             return;
         }
@@ -141,7 +144,7 @@ impl<const N: usize> Bcast<N> {
                 let n = (self.inner - col).min(rest.len());
                 let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
                 let at = std::array::from_fn(|k| offs[k] + col * self.steps[k]);
-                wide(|| f(head, at));
+                wide_on(isa, || f(head, at));
                 rest = tail;
                 col = 0;
                 self.advance(&mut idx, &mut offs);

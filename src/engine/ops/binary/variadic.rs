@@ -9,7 +9,9 @@ use super::super::elementwise::kernel::map_array;
 use super::super::elementwise::scalar::{Elem, Num, with_num};
 use super::super::util::infer_broadcast;
 use super::super::{BuildCtx, Op, OpError, OpResult, bad_dtype, input};
-use super::{check_same_dtype, view, zip2};
+use super::{binary_step, check_same_dtype, view, zip2};
+use crate::engine::kernels::epilogue::{BinOp, Step};
+use crate::engine::ops::FuseInput;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fold {
@@ -76,6 +78,14 @@ impl Variadic {
 }
 
 impl Op for Variadic {
+    fn epilogue_step(&self, inputs: &[FuseInput], shape: &[usize]) -> Option<Step> {
+        // Sum of two is one addition (`fold`); more would be several, in order.
+        match self.0 {
+            Fold::Sum if inputs.len() == 2 => binary_step(BinOp::Add, inputs, shape),
+            _ => None,
+        }
+    }
+
     fn infer(&self, inputs: &[Option<&Facts>]) -> OpResult<Vec<Facts>> {
         if let Some(d) = check_same_dtype(inputs)?
             && !self.accepts(d)

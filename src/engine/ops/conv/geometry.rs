@@ -4,6 +4,7 @@
 use crate::ir::Facts;
 
 use super::super::{BuildCtx, OpError, OpResult};
+pub(crate) use crate::engine::kernels::window::Geometry;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum AutoPad {
@@ -27,19 +28,6 @@ pub(super) struct ConvAttrs {
     pub output_padding: Option<Vec<usize>>,
     /// ConvTranspose only: the spatial output size.
     pub output_shape: Option<Vec<usize>>,
-}
-
-/// Where every output position of one axis reads: `in = out * stride + k * dilation - pad_begin`
-/// (Conv) or `out = in * stride + k * dilation - pad_begin` (ConvTranspose).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Geometry {
-    pub input: Vec<usize>,
-    pub kernel: Vec<usize>,
-    pub strides: Vec<usize>,
-    pub dilations: Vec<usize>,
-    /// Signed: an explicit ConvTranspose `output_shape` may crop less than nothing.
-    pub pad_begin: Vec<isize>,
-    pub output: Vec<usize>,
 }
 
 fn positive(ctx: &BuildCtx, name: &str) -> OpResult<Option<Vec<usize>>> {

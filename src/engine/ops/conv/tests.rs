@@ -1,6 +1,8 @@
 //! Every Conv path (pointwise, shifted, im2col, N-D, depthwise) against a naive reference.
 
 use super::*;
+use crate::engine::kernels::epilogue::Step;
+use crate::engine::kernels::with_isa;
 
 struct Case {
     x: Vec<usize>,
@@ -68,7 +70,7 @@ fn reference(c: &Case, x: &[f32], w: &[f32], b: &[f32], out: &[usize]) -> Vec<f3
                         s += xv * w[(oc * cg + ci) * taps + t] as f64;
                     }
                 }
-                y[(n * m + oc) * osp + o] = s.max(0.0) as f32;
+                y[(n * m + oc) * osp + o] = s as f32;
             }
         }
     }
@@ -95,31 +97,44 @@ fn check(c: Case, constant_w: bool) {
         output_padding: None,
         output_shape: None,
     };
-    let weights = constant_w.then(|| Weights::new(&wt, c.group).unwrap());
-    let conv = Conv {
-        attrs,
-        act: Activation::Relu,
-        weights,
-        bias: None,
+    // The conv output is stored (an observed value) and then goes through a Relu.
+    let chain = Chain {
+        steps: vec![Step::Store(0), Step::Relu],
+        slots: 0,
     };
-    let y = conv
-        .run(&[Some(&xt), Some(&wt), Some(&bt)])
-        .unwrap()
-        .remove(0);
-    // End pads of 1 on every axis: the reference reads taps outside X as zero.
-    let out: Vec<usize> = y.shape().to_vec();
-    let want = reference(&c, &xv, &wv, &bv, &out);
-    let got = y.into_f32().unwrap();
-    let got = got.as_slice().unwrap();
-    assert_eq!(got.len(), want.len(), "{:?} {:?}", c.x, c.w);
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
-            "x{:?} w{:?} s{:?} [{i}]: {g} vs {w}",
-            c.x,
-            c.w,
-            c.strides
-        );
+    for isa in Isa::supported() {
+        let (y, pre) = with_isa(isa, || {
+            let weights = constant_w.then(|| Arc::new(Weights::new(&wt, c.group).unwrap()));
+            let conv = Conv {
+                attrs: attrs.clone(),
+                weights,
+                bias: None,
+                chain: Arc::new(Chain::default()),
+            };
+            let fused = conv.with_epilogue(chain.clone()).unwrap();
+            let mut y = fused.run(&[Some(&xt), Some(&wt), Some(&bt)]).unwrap();
+            assert_eq!(y.len(), 2);
+            let pre = y.remove(1);
+            (y.remove(0), pre)
+        });
+        // End pads of 1 on every axis: the reference reads taps outside X as zero.
+        let out: Vec<usize> = y.shape().to_vec();
+        let want = reference(&c, &xv, &wv, &bv, &out);
+        let got = y.into_f32().unwrap();
+        let got = got.as_slice().unwrap();
+        let pre = pre.into_f32().unwrap();
+        let pre = pre.as_slice().unwrap();
+        assert_eq!(got.len(), want.len(), "{:?} {:?}", c.x, c.w);
+        for (i, ((g, p), w)) in got.iter().zip(pre).zip(&want).enumerate() {
+            assert!(
+                (p - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                "{isa} x{:?} w{:?} s{:?} [{i}]: {p} vs {w}",
+                c.x,
+                c.w,
+                c.strides
+            );
+            assert_eq!(g.to_bits(), (if *p < 0.0 { 0.0 } else { *p }).to_bits());
+        }
     }
 }
 

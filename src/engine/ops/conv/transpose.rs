@@ -7,11 +7,13 @@ use rayon::prelude::*;
 
 use crate::ir::{DType, Facts, Tensor};
 
+use crate::engine::kernels::Isa;
+use crate::engine::kernels::gemm::{self, BSource, Output, PackedA};
+use crate::engine::kernels::window::Plane;
+
 use super::super::matmul::contiguous;
-use super::super::matmul::kernel::{self, Activation, BSource, Output, PackedA};
 use super::super::{BuildCtx, Op, OpError, OpResult, bad_dtype, facts, input, input_f32};
 use super::geometry::{ConvAttrs, Geometry, check_ranks};
-use super::im2col::Plane;
 
 pub(super) fn build(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
     let attrs = ConvAttrs::parse(ctx, true)?;
@@ -53,8 +55,9 @@ impl TWeights {
         let data = contiguous(a)?;
         let cg = shape[0] / group;
         let rows: usize = shape[1..].iter().product();
+        let isa = Isa::current();
         let packed = (0..group)
-            .map(|g| PackedA::new(&data[g * cg * rows..], rows, cg, 1, rows))
+            .map(|g| PackedA::new(isa, &data[g * cg * rows..], rows, cg, 1, rows))
             .collect();
         Ok(TWeights { shape, packed })
     }
@@ -194,13 +197,9 @@ fn compute(
             let xg = &xn[gi * cg * in_size..(gi + 1) * cg * in_size];
             let yg = &mut yn[gi * mg * out_size..(gi + 1) * mg * out_size];
             if in_size > 0 {
-                let o = Output {
-                    c: &mut col,
-                    ldc: in_size,
-                    bias: None,
-                    act: Activation::Identity,
-                };
-                kernel::gemm(
+                let o = Output::plain(&mut col, in_size);
+                gemm::gemm(
+                    Isa::current(),
                     pa,
                     in_size,
                     BSource::Rows {

@@ -7,8 +7,9 @@ use crate::ir::{Facts, Tensor};
 
 use super::kernel::map_array;
 use super::scalar::{Elem, Num, with_num};
+use crate::engine::kernels::epilogue::Step;
 use crate::engine::ops::util::infer_same;
-use crate::engine::ops::{BuildCtx, Op, OpError, OpResult, bad_dtype, facts, input};
+use crate::engine::ops::{BuildCtx, FuseInput, Op, OpError, OpResult, bad_dtype, facts, input};
 
 #[derive(Debug)]
 struct Clip {
@@ -29,6 +30,21 @@ pub(super) fn build(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
 }
 
 impl Op for Clip {
+    fn epilogue_step(&self, inputs: &[FuseInput], _shape: &[usize]) -> Option<Step> {
+        let bound = |i: usize, default: f32| match inputs.get(i) {
+            None | Some(FuseInput::Absent) => Some(default),
+            Some(b) => b.scalar(),
+        };
+        let (lo, hi) = match (inputs.first(), self.attrs) {
+            (Some(FuseInput::Running), Some((lo, hi))) if inputs.len() == 1 => (lo, hi),
+            (Some(FuseInput::Running), None) => {
+                (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?)
+            }
+            _ => return None,
+        };
+        Some(Step::Clip { lo, hi })
+    }
+
     fn infer(&self, inputs: &[Option<&Facts>]) -> OpResult<Vec<Facts>> {
         let x = facts(inputs, 0)?;
         if let Some(d) = x.dtype {

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::Granularity;
-use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, parallel, wide};
+use crate::engine::ops::elementwise::kernel::{PAR_CHUNK, parallel, wide_on};
 use crate::engine::ops::{OpError, OpResult};
 use crate::ir::shape::normalize_axis;
 
@@ -110,18 +110,21 @@ impl Layout {
         O: Send,
         F: Fn(&mut [O], &[T], Params) + Sync + Send,
     {
+        let isa = crate::engine::kernels::Isa::current();
         if x.is_empty() || out.len() != x.len() {
             return;
         }
         match *self {
             Layout::Tensor => rows(out, x, PAR_CHUNK, |_, o, xs| {
-                wide(|| f(o, xs, Params::Const(scale[0], zp[0])))
+                wide_on(isa, || f(o, xs, Params::Const(scale[0], zp[0])))
             }),
             Layout::Axis { channels, inner: 1 } => rows(out, x, channels, |_, o, xs| {
-                wide(|| f(o, xs, Params::Slice(scale, zp)))
+                wide_on(isa, || f(o, xs, Params::Slice(scale, zp)))
             }),
             Layout::Axis { channels, inner } => rows(out, x, inner, |r, o, xs| {
-                wide(|| f(o, xs, Params::Const(scale[r % channels], zp[r % channels])))
+                wide_on(isa, || {
+                    f(o, xs, Params::Const(scale[r % channels], zp[r % channels]))
+                })
             }),
             Layout::Blocked {
                 d,
@@ -132,7 +135,7 @@ impl Layout {
                 let base = o_idx * sd;
                 let s: Vec<f32> = (0..d).map(|j| scale[base + j / block]).collect();
                 let z: Vec<i32> = (0..d).map(|j| zp[base + j / block]).collect();
-                wide(|| f(o, xs, Params::Slice(&s, &z)))
+                wide_on(isa, || f(o, xs, Params::Slice(&s, &z)))
             }),
             Layout::Blocked {
                 d,
@@ -142,7 +145,7 @@ impl Layout {
             } => rows(out, x, inner, |r, o, xs| {
                 let (o_idx, j) = (r / d, r % d);
                 let si = (o_idx * sd + j / block) * inner;
-                wide(|| {
+                wide_on(isa, || {
                     f(
                         o,
                         xs,

@@ -8,6 +8,7 @@ use std::mem::MaybeUninit;
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
+use super::isa::Isa;
 use crate::engine::ops::{OpError, OpResult};
 
 /// Elements below which a loop stays on the calling thread.
@@ -56,23 +57,32 @@ pub(crate) unsafe fn build_vec<O, F: FnOnce(&mut [MaybeUninit<O>])>(n: usize, fi
     v
 }
 
-/// Runs `f` compiled for AVX2 when the CPU has it, so the loops inlined into it
-/// vectorize over 8 lanes instead of SSE2's 4. Only the registers are wider: the same
-/// IEEE operations in the same order (Rust never contracts `a * b + c` into an FMA), so
-/// results are bit-identical either way.
+/// Runs `f` compiled for the vector width of `isa` (AVX-512 or AVX2 when in force), so
+/// the loops inlined into it vectorize over 16 or 8 lanes instead of SSE2's 4. Only the
+/// registers are wider: the same IEEE operations in the same order (Rust never contracts
+/// `a * b + c` into an FMA), so results are bit-identical on every ISA.
 #[inline(always)]
-pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { avx2(f) };
+pub(crate) fn wide_on<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::current` (where every `isa` comes from) is always supported.
+        Isa::Avx512 => unsafe { avx512(f) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { avx2(f) },
+        _ => f(),
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -84,12 +94,13 @@ where
     U: Copy + Send + Sync + Default,
     F: Fn(T) -> U + Sync + Send,
 {
+    let isa = Isa::current();
     if parallel(src.len()) {
         let fill = |out: &mut [MaybeUninit<U>]| {
             out.par_chunks_mut(PAR_CHUNK)
                 .zip(src.par_chunks(PAR_CHUNK))
                 .for_each(|(o, s)| {
-                    wide(|| {
+                    wide_on(isa, || {
                         for (o, &s) in o.iter_mut().zip(s) {
                             o.write(f(s));
                         }
@@ -99,7 +110,7 @@ where
         // SAFETY: the chunks of `out` and `src` pair up one to one and cover both.
         unsafe { build_vec(src.len(), fill) }
     } else {
-        wide(|| src.iter().map(|&v| f(v)).collect())
+        wide_on(isa, || src.iter().map(|&v| f(v)).collect())
     }
 }
 

@@ -3,80 +3,15 @@
 //! reads for output pixel `n` (zero in the padding). Only the block the GEMM asks for
 //! is ever written, so no K × N matrix is allocated.
 
-use super::super::matmul::kernel::{BBlock, NR};
-use super::geometry::Geometry;
+use super::gemm::BBlock;
+use super::window::{Geometry, Plane};
 
-/// A 2-D convolution over one group's input `[C, H, W]` (1-D maps to H = 1).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Plane {
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub pt: isize,
-    pub pl: isize,
-    pub oh: usize,
-    pub ow: usize,
-}
-
-impl Plane {
-    /// The 2-D view of a 1-D or 2-D geometry (`None` for 3-D and up).
-    pub fn new(g: &Geometry) -> Option<Plane> {
-        let at = |v: &[usize], i: usize| v[v.len() - 2 + i];
-        match g.input.len() {
-            1 => Some(Plane {
-                h: 1,
-                w: g.input[0],
-                kh: 1,
-                kw: g.kernel[0],
-                sh: 1,
-                sw: g.strides[0],
-                dh: 1,
-                dw: g.dilations[0],
-                pt: 0,
-                pl: g.pad_begin[0],
-                oh: 1,
-                ow: g.output[0],
-            }),
-            2 => Some(Plane {
-                h: at(&g.input, 0),
-                w: at(&g.input, 1),
-                kh: at(&g.kernel, 0),
-                kw: at(&g.kernel, 1),
-                sh: at(&g.strides, 0),
-                sw: at(&g.strides, 1),
-                dh: at(&g.dilations, 0),
-                dw: at(&g.dilations, 1),
-                pt: g.pad_begin[0],
-                pl: g.pad_begin[1],
-                oh: at(&g.output, 0),
-                ow: at(&g.output, 1),
-            }),
-            _ => None,
-        }
-    }
-
-    /// Output columns `[lo, hi)` whose tap `kx` lands inside the input row.
-    fn valid_cols(&self, kx: usize) -> (usize, usize) {
-        let off = (kx * self.dw) as isize - self.pl; // ix = ox * sw + off
-        let sw = self.sw as isize;
-        let lo = if off >= 0 { 0 } else { (-off + sw - 1) / sw };
-        let last = self.w as isize - 1 - off;
-        let hi = if last < 0 { 0 } else { last / sw + 1 };
-        let lo = (lo as usize).min(self.ow);
-        (lo, (hi as usize).clamp(lo, self.ow))
-    }
-}
-
-/// Writes one row (`kk`) of a packed block: column `c` lives in panel `c / NR`.
+/// Writes one row (`kk`) of a packed block: column `c` lives in panel `c / nr`.
 struct RowWriter<'a> {
     dst: &'a mut [f32],
     panel: usize,
     row: usize,
+    nr: usize,
 }
 
 impl RowWriter<'_> {
@@ -84,9 +19,9 @@ impl RowWriter<'_> {
     fn fill(&mut self, mut c: usize, mut len: usize, mut f: impl FnMut(usize) -> f32) {
         let mut t = 0;
         while len > 0 {
-            let lane = c % NR;
-            let l = len.min(NR - lane);
-            let at = (c / NR) * self.panel + self.row + lane;
+            let lane = c % self.nr;
+            let l = len.min(self.nr - lane);
+            let at = (c / self.nr) * self.panel + self.row + lane;
             for (i, d) in self.dst[at..at + l].iter_mut().enumerate() {
                 *d = f(t + i);
             }
@@ -109,9 +44,9 @@ impl RowWriter<'_> {
         }
         let mut s = 0;
         while len > 0 {
-            let lane = c % NR;
-            let l = len.min(NR - lane);
-            let at = (c / NR) * self.panel + self.row + lane;
+            let lane = c % self.nr;
+            let l = len.min(self.nr - lane);
+            let at = (c / self.nr) * self.panel + self.row + lane;
             self.dst[at..at + l].copy_from_slice(&src[s..s + l]);
             c += l;
             s += l;
@@ -121,10 +56,10 @@ impl RowWriter<'_> {
 }
 
 /// Packs block `blk` of the im2col matrix of `x` (one group's `[C, H, W]`).
-pub(super) fn pack_plane(x: &[f32], p: &Plane, blk: BBlock, dst: &mut [f32]) {
+pub fn pack_plane(x: &[f32], p: &Plane, blk: BBlock, dst: &mut [f32]) {
     let taps = p.kh * p.kw;
     let plane = p.h * p.w;
-    let padded = blk.nc.div_ceil(NR) * NR;
+    let padded = blk.nc.div_ceil(blk.nr) * blk.nr;
     for kk in 0..blk.kc {
         let k = blk.k0 + kk;
         let (ci, ky, kx) = (k / taps, (k % taps) / p.kw, k % p.kw);
@@ -132,8 +67,9 @@ pub(super) fn pack_plane(x: &[f32], p: &Plane, blk: BBlock, dst: &mut [f32]) {
         let (lo, hi) = p.valid_cols(kx);
         let mut wr = RowWriter {
             dst: &mut *dst,
-            panel: blk.kc * NR,
-            row: kk * NR,
+            panel: blk.kc * blk.nr,
+            row: kk * blk.nr,
+            nr: blk.nr,
         };
         let (mut oy, mut ox) = (blk.n0 / p.ow, blk.n0 % p.ow);
         let mut c = 0;
@@ -163,11 +99,11 @@ pub(super) fn pack_plane(x: &[f32], p: &Plane, blk: BBlock, dst: &mut [f32]) {
 
 /// Packs block `blk` of the im2col matrix of `x` (one group's `[C, spatial...]`) for any
 /// number of spatial axes (used for 3-D and up).
-pub(super) fn pack_nd(x: &[f32], g: &Geometry, blk: BBlock, dst: &mut [f32]) {
+pub fn pack_nd(x: &[f32], g: &Geometry, blk: BBlock, dst: &mut [f32]) {
     let r = g.input.len();
     let taps: usize = g.kernel.iter().product();
     let in_size: usize = g.input.iter().product();
-    let padded = blk.nc.div_ceil(NR) * NR;
+    let padded = blk.nc.div_ceil(blk.nr) * blk.nr;
     let mut kidx = vec![0usize; r];
     let mut oidx = vec![0usize; r];
     for kk in 0..blk.kc {
@@ -181,8 +117,9 @@ pub(super) fn pack_nd(x: &[f32], g: &Geometry, blk: BBlock, dst: &mut [f32]) {
         let src = &x[ci * in_size..(ci + 1) * in_size];
         let mut wr = RowWriter {
             dst: &mut *dst,
-            panel: blk.kc * NR,
-            row: kk * NR,
+            panel: blk.kc * blk.nr,
+            row: kk * blk.nr,
+            nr: blk.nr,
         };
         wr.fill(0, blk.nc, |t| {
             let mut rem = blk.n0 + t;
