@@ -6,86 +6,16 @@
 //! `QTUNE_CONFORMANCE=substring cargo test --release --test conformance -- --nocapture`
 //! runs only the matching cases and prints each failure.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-use qtune::engine::Plan;
-use qtune::ir::{MAX_ELEMENTS, Tensor};
-use qtune::onnx::attrs::tensor_from_proto;
-use qtune::onnx::load_model;
-use qtune::onnx::proto::TensorProto;
+use common::{Outcome, run_case};
 
 const MIN_PASSING: usize = 540;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn read_pb(path: &Path) -> Result<Tensor, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tp =
-        TensorProto::decode(bytes.as_slice()).map_err(|e| format!("{}: {e}", path.display()))?;
-    tensor_from_proto(&tp, None, MAX_ELEMENTS).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn numbered(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
-    (0..)
-        .map(|k| dir.join(format!("{prefix}_{k}.pb")))
-        .take_while(|p| p.exists())
-        .map(|p| read_pb(&p))
-        .collect()
-}
-
-fn close(got: &Tensor, want: &Tensor) -> Result<(), String> {
-    if got.dtype() != want.dtype() {
-        return Err(format!(
-            "type {} instead of {}",
-            got.dtype().name(),
-            want.dtype().name()
-        ));
-    }
-    if got.shape() != want.shape() {
-        return Err(format!(
-            "shape {:?} instead of {:?}",
-            got.shape(),
-            want.shape()
-        ));
-    }
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let ok = if a.is_nan() || b.is_nan() {
-            a.is_nan() && b.is_nan()
-        } else if a.is_infinite() || b.is_infinite() {
-            a == b
-        } else {
-            (a - b).abs() <= 1e-7 + 1e-3 * b.abs()
-        };
-        if !ok {
-            return Err(format!("element {i}: {a} instead of {b}"));
-        }
-    }
-    Ok(())
-}
-
-fn run_case(dir: &Path) -> Result<(), String> {
-    let model = load_model(&dir.join("model.onnx")).map_err(|e| e.to_string())?;
-    let data = dir.join("test_data_set_0");
-    let inputs = numbered(&data, "input")?;
-    let expected = numbered(&data, "output")?;
-    let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-    let plan = Plan::new(&model.graph, &shapes).map_err(|e| e.to_string())?;
-    let outputs = plan.run(inputs).map_err(|e| e.to_string())?;
-    if outputs.len() != expected.len() {
-        return Err(format!(
-            "{} outputs instead of {}",
-            outputs.len(),
-            expected.len()
-        ));
-    }
-    for (k, (g, w)) in outputs.iter().zip(&expected).enumerate() {
-        close(g, w).map_err(|e| format!("output {k}: {e}"))?;
-    }
-    Ok(())
 }
 
 fn skip_list() -> Vec<(String, String)> {
@@ -130,11 +60,11 @@ fn onnx_backend_node_tests() {
         if filter.is_none() && skips.iter().any(|(s, _)| *s == name) {
             continue;
         }
-        let result =
-            std::panic::catch_unwind(|| run_case(dir)).unwrap_or_else(|_| Err("panicked".into()));
-        match result {
-            Ok(()) => passed.push(name),
-            Err(e) => failed.push(format!("{name}: {e}")),
+        match run_case(dir) {
+            Outcome::Pass => passed.push(name),
+            Outcome::Refused(e) => failed.push(format!("{name}: refused: {e}")),
+            Outcome::Wrong(e) => failed.push(format!("{name}: wrong: {e}")),
+            Outcome::Crash(e) => failed.push(format!("{name}: panicked: {e}")),
         }
     }
     for f in &failed {
