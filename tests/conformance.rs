@@ -3,97 +3,20 @@
 //! must match the expected ones (numpy's allclose with ONNX's rtol 1e-3, atol 1e-7).
 //! Cases that are not run are listed, each with a reason, in tests/fixtures/onnx-node-skip.txt.
 //!
-//! Every case runs once per instruction set this CPU supports (scalar, AVX2, AVX-512
-//! kernels), each plan forced to it.
-//!
 //! `QTUNE_CONFORMANCE=substring cargo test --release --test conformance -- --nocapture`
 //! runs only the matching cases and prints each failure.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use prost::Message;
+use common::{Outcome, run_case_on};
 use qtune::engine::kernels::Isa;
-use qtune::engine::{Plan, PlanOptions};
-use qtune::ir::{MAX_ELEMENTS, Tensor};
-use qtune::onnx::attrs::tensor_from_proto;
-use qtune::onnx::load_model;
-use qtune::onnx::proto::TensorProto;
 
 const MIN_PASSING: usize = 540;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn read_pb(path: &Path) -> Result<Tensor, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tp =
-        TensorProto::decode(bytes.as_slice()).map_err(|e| format!("{}: {e}", path.display()))?;
-    tensor_from_proto(&tp, None, MAX_ELEMENTS).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn numbered(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
-    (0..)
-        .map(|k| dir.join(format!("{prefix}_{k}.pb")))
-        .take_while(|p| p.exists())
-        .map(|p| read_pb(&p))
-        .collect()
-}
-
-fn close(got: &Tensor, want: &Tensor) -> Result<(), String> {
-    if got.dtype() != want.dtype() {
-        return Err(format!(
-            "type {} instead of {}",
-            got.dtype().name(),
-            want.dtype().name()
-        ));
-    }
-    if got.shape() != want.shape() {
-        return Err(format!(
-            "shape {:?} instead of {:?}",
-            got.shape(),
-            want.shape()
-        ));
-    }
-    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let ok = if a.is_nan() || b.is_nan() {
-            a.is_nan() && b.is_nan()
-        } else if a.is_infinite() || b.is_infinite() {
-            a == b
-        } else {
-            (a - b).abs() <= 1e-7 + 1e-3 * b.abs()
-        };
-        if !ok {
-            return Err(format!("element {i}: {a} instead of {b}"));
-        }
-    }
-    Ok(())
-}
-
-fn run_case(dir: &Path, isa: Isa) -> Result<(), String> {
-    let model = load_model(&dir.join("model.onnx")).map_err(|e| e.to_string())?;
-    let data = dir.join("test_data_set_0");
-    let inputs = numbered(&data, "input")?;
-    let expected = numbered(&data, "output")?;
-    let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-    let options = PlanOptions {
-        isa: Some(isa),
-        ..PlanOptions::default()
-    };
-    let plan = Plan::with_options(&model.graph, &shapes, options).map_err(|e| e.to_string())?;
-    let outputs = plan.run(inputs).map_err(|e| e.to_string())?;
-    if outputs.len() != expected.len() {
-        return Err(format!(
-            "{} outputs instead of {}",
-            outputs.len(),
-            expected.len()
-        ));
-    }
-    for (k, (g, w)) in outputs.iter().zip(&expected).enumerate() {
-        close(g, w).map_err(|e| format!("output {k}: {e}"))?;
-    }
-    Ok(())
 }
 
 fn skip_list() -> Vec<(String, String)> {
@@ -138,14 +61,17 @@ fn onnx_backend_node_tests() {
         if filter.is_none() && skips.iter().any(|(s, _)| *s == name) {
             continue;
         }
+        // Every kernel path the CPU supports must pass.
         let mut ok = true;
         for isa in Isa::supported() {
-            let result = std::panic::catch_unwind(|| run_case(dir, isa))
-                .unwrap_or_else(|_| Err("panicked".into()));
-            if let Err(e) = result {
-                failed.push(format!("{name} ({isa}): {e}"));
-                ok = false;
-            }
+            let why = match run_case_on(dir, Some(isa)) {
+                Outcome::Pass => continue,
+                Outcome::Refused(e) => format!("refused: {e}"),
+                Outcome::Wrong(e) => format!("wrong: {e}"),
+                Outcome::Crash(e) => format!("panicked: {e}"),
+            };
+            failed.push(format!("{name} ({isa}): {why}"));
+            ok = false;
         }
         if ok {
             passed.push(name);
