@@ -7,7 +7,7 @@
 //! float32 values widened to float64 (exact) on the way out.
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// An `f64` that may be NaN or ±∞: `#[serde(with = "crate::serde_num::f64_any")]`.
 pub mod f64_any {
@@ -22,7 +22,7 @@ pub mod f64_any {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        d.deserialize_any(AnyF64)
+        d.deserialize_any(NumberOrName)
     }
 }
 
@@ -54,14 +54,13 @@ pub mod f32_exact {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
-        Ok(d.deserialize_any(AnyF64)? as f32)
+        Ok(d.deserialize_any(NumberOrName)? as f32)
     }
 }
 
 /// A `Vec<(String, f64)>` whose numbers may be NaN or ±∞.
 pub mod named_f64_any {
     use super::*;
-    use serde::Serialize;
 
     #[derive(Serialize, Deserialize)]
     struct Pair(String, #[serde(with = "f64_any")] f64);
@@ -77,6 +76,10 @@ pub mod named_f64_any {
     }
 }
 
+/// An `f64` that may be NaN or ±∞, as a value (for tuples and arrays of such numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnyF64(#[serde(with = "f64_any")] pub f64);
+
 fn non_finite_name(x: f64) -> &'static str {
     if x.is_nan() {
         "NaN"
@@ -88,9 +91,9 @@ fn non_finite_name(x: f64) -> &'static str {
 }
 
 /// Reads a number, or one of the names of the non-finite values.
-struct AnyF64;
+struct NumberOrName;
 
-impl Visitor<'_> for AnyF64 {
+impl Visitor<'_> for NumberOrName {
     type Value = f64;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {

@@ -560,3 +560,59 @@ fn a_second_writer_of_a_session_is_refused_naming_the_first() {
         "the second writer dropped evaluations"
     );
 }
+
+/// The demo's configuration with a small stage 5 grid, running every stage; `exhaustive`
+/// turns races off.
+fn demo_grid_config(dir: &Path, exhaustive: bool) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("configs/default.yaml"))
+        .unwrap()
+        .replace("../assets", &root().join("assets").display().to_string());
+    let text = format!(
+        "{text}\ntune:\n  continue_after_target: true\n  exhaustive: {exhaustive}\n  exclude_search: layer_by_layer\n  grid:\n    quantize_algo: [HALF_OFFSET, NON_OFFSET]\n    weight_type: [VECTOR_TYPE, SCALAR_TYPE]\n    bin: [100, 150]\n    type: [KL]\n    ratios: [[0.7, 1.3, 0.01], [0.3, 1.7, 0.01]]\n    max_percentile: [1.0]\n    batch_count: [10]\n"
+    );
+    let path = dir.join(format!("demo-grid-{exhaustive}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_raced_flow_picks_what_the_exhaustive_flow_picks_on_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut results = Vec::new();
+    let mut stopped = Vec::new();
+    for exhaustive in [true, false] {
+        let cfg = demo_grid_config(dir.path(), exhaustive);
+        let s = dir.path().join(format!("s-{exhaustive}.json"));
+        let out = qtune(&[
+            "tune",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--session",
+            s.to_str().unwrap(),
+            "--json",
+            "--quiet",
+        ]);
+        assert_finished(&out);
+        let v = json_of(&out);
+        let bests: Vec<Value> = v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|st| serde_json::json!([st["step"], st["best"]["int8"], st["best"]["setting"], st["best"]["exclude_op"]]))
+            .collect();
+        results.push((v["result"].clone(), bests));
+        let session = saved(&s).unwrap();
+        let evals = session["evaluations"].as_array().unwrap();
+        let n = evals.iter().filter(|e| !e["stopped"].is_null()).count();
+        for e in evals.iter().filter(|e| !e["stopped"].is_null()) {
+            let done = e["stopped"]["samples"].as_u64().unwrap();
+            assert!(done < 300 && e["report"]["samples"] == done, "{e}");
+            assert_eq!(e["report"]["target_met"], false, "an estimate is never a result");
+        }
+        stopped.push(n);
+    }
+    assert_eq!(stopped[0], 0, "exhaustive: nothing stopped");
+    assert!(stopped[1] > 0, "the race stopped no candidate: it proves nothing");
+    assert_eq!(results[0].0, results[1].0, "the flow's result");
+    assert_eq!(results[0].1, results[1].1, "every stage's best");
+}

@@ -26,6 +26,42 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Times the first running estimate of an evaluation (what the TUI shows first).
+struct FirstEstimate {
+    t0: Instant,
+    first: std::sync::Mutex<Option<f64>>,
+}
+
+impl FirstEstimate {
+    fn start() -> FirstEstimate {
+        FirstEstimate {
+            t0: Instant::now(),
+            first: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn seconds(&self) -> Option<f64> {
+        self.first.lock().ok().and_then(|f| *f)
+    }
+}
+
+impl qtune::tune::Observer for FirstEstimate {
+    fn estimate(&self, _e: &qtune::eval::Estimate) {
+        if let Ok(mut f) = self.first.lock() {
+            f.get_or_insert_with(|| self.t0.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn min_of(v: &mut [f64]) -> Option<f64> {
+    v.iter().copied().min_by(f64::total_cmp)
+}
+
+fn median_of(v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
 pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
     let ws = open(&args.config, model)?;
     if ws.layers.is_empty() {
@@ -52,20 +88,23 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
     ];
     let mut toggles = Vec::new();
     for (k, where_) in picks {
-        let mut times = Vec::new();
+        let (mut times, mut firsts) = (Vec::new(), Vec::new());
         let mut rerun = 0;
+        let name = names.get(k).cloned().unwrap_or_default();
         for _ in 0..args.repeat {
             for _ in 0..2 {
-                let t = Instant::now();
-                let i = tuner.toggle(&names[k], &Quiet)?;
-                times.push(t.elapsed().as_secs_f64());
+                let first = FirstEstimate::start();
+                let i = tuner.toggle(&name, &first)?;
+                times.push(first.t0.elapsed().as_secs_f64());
+                firsts.extend(first.seconds());
                 rerun = tuner.session.evaluation(i).map_or(0, |e| e.rerun.nodes_run);
             }
         }
-        times.sort_by(f64::total_cmp);
+        let (min, median) = (min_of(&mut times), median_of(&mut times));
         toggles.push(json!({
-            "layer": names[k], "position": where_, "index": k,
-            "min_s": times[0], "median_s": times[times.len() / 2],
+            "layer": name, "position": where_, "index": k,
+            "min_s": min, "median_s": median,
+            "median_first_estimate_s": median_of(&mut firsts),
             "steps_rerun": rerun, "steps_total": tuner.session.evaluations().next_back().map(|(_, e)| e.rerun.nodes_total),
         }));
     }
@@ -92,6 +131,8 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
                 exclude: Vec::new(),
                 fp16: tuner.fp16(),
                 rebase: false,
+                // Timing a full evaluation of a new setting: no race.
+                race: qtune::tune::Race::None,
             },
             &Quiet,
         )?;
@@ -126,11 +167,12 @@ pub fn run(args: Args, model: Option<PathBuf>) -> Result<u8> {
         );
         for t in &toggles {
             println!(
-                "toggle {:<7} layer {:<12} min {:.3} s  median {:.3} s  ({} of {} steps re-run)",
+                "toggle {:<7} layer {:<12} min {:.3} s  median {:.3} s  first estimate {:.3} s  ({} of {} steps re-run)",
                 t["position"].as_str().unwrap_or(""),
                 t["layer"].as_str().unwrap_or(""),
                 t["min_s"].as_f64().unwrap_or(f64::NAN),
                 t["median_s"].as_f64().unwrap_or(f64::NAN),
+                t["median_first_estimate_s"].as_f64().unwrap_or(f64::NAN),
                 t["steps_rerun"],
                 t["steps_total"]
             );

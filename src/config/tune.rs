@@ -15,6 +15,8 @@ pub const TUNE_KEYS: &[&str] = &[
     "continue_after_target",
     "cache_memory_mb",
     "max_excluded",
+    "exhaustive",
+    "race_confidence",
 ];
 
 /// Every key of `tune.grid:`.
@@ -47,6 +49,13 @@ pub struct RawTune {
     /// `"N% macs"` of their multiply-accumulates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_excluded: Option<MaxExcluded>,
+    /// `true`: every candidate is evaluated on every sample (the seed's plain traversal);
+    /// `false` (default): searches stop a candidate once it cannot change the decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exhaustive: Option<bool>,
+    /// The confidence at which a race stops a candidate (0.5 < c < 1; default 0.99).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub race_confidence: Option<f64>,
 }
 
 /// `tune.max_excluded`: the most stage 7 may keep float.
@@ -241,7 +250,14 @@ pub struct TuneConfig {
     pub cache_bytes: usize,
     /// The most stage 7 may keep float.
     pub max_excluded: MaxExcluded,
+    /// Evaluate every candidate on every sample (no races).
+    pub exhaustive: bool,
+    /// The confidence at which a race stops a candidate.
+    pub race_confidence: f64,
 }
+
+/// Default confidence of races.
+pub const DEFAULT_RACE_CONFIDENCE: f64 = 0.99;
 
 /// The stage 5 grid.
 #[derive(Clone, Debug, PartialEq)]
@@ -301,6 +317,8 @@ impl Default for TuneConfig {
             continue_after_target: false,
             cache_bytes: DEFAULT_CACHE_MB << 20,
             max_excluded: DEFAULT_MAX_EXCLUDED,
+            exhaustive: false,
+            race_confidence: DEFAULT_RACE_CONFIDENCE,
         }
     }
 }
@@ -323,6 +341,16 @@ pub fn resolve(raw: Option<&RawTune>) -> Result<TuneConfig, TuneIssue> {
     t.exclude_search = raw.exclude_search.unwrap_or(ExcludeStrategy::Both);
     t.continue_after_target = raw.continue_after_target.unwrap_or(false);
     t.max_excluded = raw.max_excluded.unwrap_or(DEFAULT_MAX_EXCLUDED);
+    t.exhaustive = raw.exhaustive.unwrap_or(false);
+    if let Some(c) = raw.race_confidence {
+        if !(c > 0.5 && c < 1.0) {
+            return Err((
+                vec!["tune", "race_confidence"],
+                format!("key `tune.race_confidence`: {c} is not allowed; allowed: 0.5 < c < 1"),
+            ));
+        }
+        t.race_confidence = c;
+    }
     if let Some(mb) = raw.cache_memory_mb {
         if !(16..=1 << 20).contains(&mb) {
             return Err((

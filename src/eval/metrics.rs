@@ -21,33 +21,35 @@ fn top_indices(row: &[f64], k: usize) -> Vec<usize> {
     idx
 }
 
+/// Whether `label` is among the `k` highest scores of one sample's first output.
+pub fn sample_top_k(output: &Tensor, label: usize, k: usize) -> bool {
+    rows(output)
+        .first()
+        .is_some_and(|r| top_indices(r, k).contains(&label))
+}
+
 /// Fraction of samples whose label is among the `k` highest scores. `outputs[i]` is
 /// sample i's first model output; `labels[i]` its class.
 pub fn top_k(outputs: &[Tensor], labels: &[usize], k: usize) -> f64 {
     let hits = outputs
         .iter()
         .zip(labels)
-        .filter(|(o, l)| {
-            rows(o)
-                .first()
-                .is_some_and(|r| top_indices(r, k).contains(l))
-        })
+        .filter(|(o, l)| sample_top_k(o, **l, k))
         .count();
     hits as f64 / outputs.len().max(1) as f64
 }
 
+/// Whether every row of one sample has the same top-1 class in both runs.
+pub fn sample_agrees(a: &Tensor, b: &Tensor) -> bool {
+    let (rx, ry) = (rows(a), rows(b));
+    rx.iter()
+        .zip(&ry)
+        .all(|(p, q)| top_indices(p, 1) == top_indices(q, 1))
+}
+
 /// Fraction of samples whose top-1 class is the same in both runs.
 pub fn agreement(a: &[Tensor], b: &[Tensor]) -> f64 {
-    let same = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| {
-            let (rx, ry) = (rows(x), rows(y));
-            rx.iter()
-                .zip(&ry)
-                .all(|(p, q)| top_indices(p, 1) == top_indices(q, 1))
-        })
-        .count();
+    let same = a.iter().zip(b).filter(|(x, y)| sample_agrees(x, y)).count();
     same as f64 / a.len().max(1) as f64
 }
 
@@ -230,18 +232,24 @@ pub fn moments(reference: &[Tensor], test: &[Tensor]) -> Moments {
 /// Mean over samples of the IoU of the two maps binarized at `threshold` (`> threshold`);
 /// a sample where both maps are empty counts as 0 / max(1, 0) = 0, as in ort_baseline.py.
 pub fn iou(reference: &[Tensor], test: &[Tensor], threshold: f64) -> f64 {
-    let mut sum = 0.0;
-    for (r, t) in reference.iter().zip(test) {
-        let (a, b) = (r.to_f64_vec(), t.to_f64_vec());
-        let (mut inter, mut union) = (0usize, 0usize);
-        for (x, y) in a.iter().zip(&b) {
-            let (p, q) = (*x > threshold, *y > threshold);
-            inter += (p && q) as usize;
-            union += (p || q) as usize;
-        }
-        sum += inter as f64 / union.max(1) as f64;
-    }
+    let sum: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(r, t)| sample_iou(r, t, threshold))
+        .sum();
     sum / reference.len().max(1) as f64
+}
+
+/// The IoU of one sample's two maps binarized at `threshold` (see [`iou`]).
+pub fn sample_iou(reference: &Tensor, test: &Tensor, threshold: f64) -> f64 {
+    let (a, b) = (reference.to_f64_vec(), test.to_f64_vec());
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (x, y) in a.iter().zip(&b) {
+        let (p, q) = (*x > threshold, *y > threshold);
+        inter += (p && q) as usize;
+        union += (p || q) as usize;
+    }
+    inter as f64 / union.max(1) as f64
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! score both with the configured metric, and measure per-layer fidelity.
 
 pub mod command;
+pub mod estimate;
 pub mod incremental;
 pub mod metrics;
 pub mod report;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, Tensor, ValueId};
 use crate::workspace::{EvalSet, Workspace};
 
+pub use estimate::{Estimate, SampleScore};
 pub use metrics::Moments;
 pub use report::{EvalReport, LayerFidelity};
 
@@ -100,6 +102,61 @@ impl<'w> Evaluator<'w> {
                 .map_err(Error::Usage)?
             }
         })
+    }
+
+    /// What evaluation sample `i`, with these `outputs`, contributes to the metric (see
+    /// `estimate`); `None` for a `command` metric (scored only as a whole).
+    pub fn sample_score(&self, i: usize, outputs: &[Tensor]) -> Option<SampleScore> {
+        let cfg = &self.set.config;
+        let fp32 = self.fp32_outputs.get(i)?;
+        let first = |o: &[Tensor]| o.first().cloned();
+        Some(match cfg.metric {
+            Metric::Top1 | Metric::Top5 => {
+                let k = if cfg.metric == Metric::Top1 { 1 } else { 5 };
+                let label = *self.set.labels.as_ref()?.get(i)?;
+                let hit = metrics::sample_top_k(&first(outputs)?, label, k);
+                SampleScore::Value(f64::from(u8::from(hit)))
+            }
+            Metric::Agreement => {
+                let same = metrics::sample_agrees(&first(fp32)?, &first(outputs)?);
+                SampleScore::Value(f64::from(u8::from(same)))
+            }
+            Metric::Iou => SampleScore::Value(metrics::sample_iou(
+                &first(fp32)?,
+                &first(outputs)?,
+                cfg.iou_threshold,
+            )),
+            Metric::Cosine | Metric::Sqnr => SampleScore::Moments(metrics::moments(fp32, outputs)),
+            Metric::Command => return None,
+        })
+    }
+
+    /// The report of an evaluation stopped after some samples: the metric is the running
+    /// estimate, the target is never met (nothing estimated counts as final), and the
+    /// output and per-layer fidelity cover the samples run (`totals`, like `report`).
+    pub(crate) fn partial_report(
+        &self,
+        estimate: &Estimate,
+        done: &[(usize, &[Tensor])],
+        layer_values: &[(ValueId, ValueId)],
+        totals: &[Moments],
+        quantized: &dyn Fn(&str) -> bool,
+        t0: Instant,
+    ) -> EvalReport {
+        let mut out_m = Moments::default();
+        for (i, o) in done {
+            if let Some(r) = self.fp32_outputs.get(*i) {
+                out_m.merge(&metrics::moments(r, o));
+            }
+        }
+        let parts = ReportParts {
+            int8: estimate.value,
+            outputs: out_m,
+            samples: done.len(),
+        };
+        let mut r = self.report_of(parts, layer_values, totals, quantized, t0);
+        r.target_met = false;
+        r
     }
 
     /// Evaluates `graph` (a quantized variant of the workspace's prepared graph).
@@ -203,6 +260,28 @@ impl<'w> Evaluator<'w> {
     ) -> Result<EvalReport> {
         let int8 = self.score(outputs)?;
         let out_m = metrics::moments(&flat(&self.fp32_outputs), &flat(outputs));
+        let parts = ReportParts {
+            int8,
+            outputs: out_m,
+            samples: outputs.len(),
+        };
+        Ok(self.report_of(parts, layer_values, totals, quantized, t0))
+    }
+
+    /// The report of a run from its metric, output moments and per-layer totals.
+    fn report_of(
+        &self,
+        parts: ReportParts,
+        layer_values: &[(ValueId, ValueId)],
+        totals: &[Moments],
+        quantized: &dyn Fn(&str) -> bool,
+        t0: Instant,
+    ) -> EvalReport {
+        let ReportParts {
+            int8,
+            outputs: out_m,
+            samples,
+        } = parts;
         let names: HashMap<&str, &str> = self
             .ws
             .layers
@@ -226,7 +305,7 @@ impl<'w> Evaluator<'w> {
             .collect();
         let max_drop = self.set.config.max_drop;
         let threshold = self.set.config.threshold(self.fp32_metric);
-        Ok(EvalReport {
+        EvalReport {
             metric: self.set.config.metric,
             fp32: self.fp32_metric,
             int8,
@@ -234,13 +313,21 @@ impl<'w> Evaluator<'w> {
             max_drop,
             // NaN compares false: a run with non-finite results never meets the target.
             target_met: int8 >= threshold - 1e-12,
-            samples: outputs.len(),
+            samples,
             output_cosine: out_m.cosine(),
             output_sqnr_db: out_m.sqnr_db(),
             layers,
             seconds: t0.elapsed().as_secs_f64(),
-        })
+        }
     }
+}
+
+/// What a report is built from besides the per-layer totals.
+struct ReportParts {
+    int8: f64,
+    /// Moments of the outputs against FP32.
+    outputs: Moments,
+    samples: usize,
 }
 
 /// All outputs of all samples, in order.

@@ -15,7 +15,7 @@ mod validate;
 pub use ids::{EvalId, SettingId};
 pub use record::{
     ActivationSummary, Current, Evaluation, LayerInfo, LogEntry, Origin, RerunStats, Setting,
-    SettingRecord, now,
+    SettingRecord, Stopped, now,
 };
 pub use session::{SESSION_FORMAT, Session, SessionFull, SessionInit};
 pub use stage::{ExcludeSearch, StageId, StageRecord, StageState, Stages};

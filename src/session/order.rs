@@ -11,7 +11,8 @@ use super::record::Evaluation;
 /// An order over evaluations: `Less` means "better".
 pub type EvalOrder = fn(&Session, &Evaluation, &Evaluation) -> Ordering;
 
-/// The best of `candidates` under `order` (unknown ids ignored; equal keys: lower id).
+/// The best of `candidates` under `order` (unknown ids and stopped evaluations ignored;
+/// equal keys: lower id).
 pub fn best_by(
     s: &Session,
     candidates: impl IntoIterator<Item = EvalId>,
@@ -19,7 +20,9 @@ pub fn best_by(
 ) -> Option<EvalId> {
     let mut best: Option<(EvalId, &Evaluation)> = None;
     for id in candidates {
-        let Some(e) = s.evaluation(id) else { continue };
+        let Some(e) = s.evaluation(id).filter(|e| e.is_complete()) else {
+            continue;
+        };
         let better = match best {
             None => true,
             Some((bid, b)) => order(s, e, b).then(id.cmp(&bid)) == Ordering::Less,
@@ -152,6 +155,8 @@ mod tests {
                     seconds: 0.0,
                 },
                 rerun: RerunStats::default(),
+                scores: Vec::new(),
+                stopped: None,
             })
             .unwrap();
         }

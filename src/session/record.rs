@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::{EvalId, SettingId};
 use super::stage::StageId;
 use crate::calib::{AllCurves, DivergenceType, QuantizeAlgo, WeightType};
-use crate::eval::EvalReport;
+use crate::eval::{EvalReport, SampleScore};
 
 /// One quantizable layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,6 +203,29 @@ pub struct Evaluation {
     pub fp16: bool,
     pub report: EvalReport,
     pub rerun: RerunStats,
+    /// Each sample's contribution to the metric, in stream order (what later candidates
+    /// race against); empty for `command` metrics and sessions of format 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<SampleScore>,
+    /// Set when a search stopped the evaluation early: it is not a result (never a
+    /// stage's best, never reused for the same state outside a race).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
+}
+
+/// Where and why a search stopped an evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stopped {
+    /// Samples run, of `Session::eval_samples`.
+    pub samples: usize,
+    /// The running estimate of the metric there, with its 95% half-width.
+    #[serde(with = "crate::serde_num::f64_any")]
+    pub estimate: f64,
+    #[serde(with = "crate::serde_num::f64_any")]
+    pub half_width: f64,
+    /// What it could no longer beat: `best #N` or `target`.
+    pub against: String,
 }
 
 impl Evaluation {
@@ -214,6 +237,11 @@ impl Evaluation {
     /// Whether it quantizes anything.
     pub fn is_int8(&self) -> bool {
         self.setting.is_some()
+    }
+
+    /// Whether it ran over every sample (a result, not a stopped race candidate).
+    pub fn is_complete(&self) -> bool {
+        self.stopped.is_none()
     }
 }
 

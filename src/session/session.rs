@@ -241,18 +241,24 @@ impl Session {
             .map(|(i, _)| i)
     }
 
-    /// An earlier evaluation of the same quantization (same fingerprint, exclude set and
-    /// precision), whatever setting produced it.
+    /// An earlier complete evaluation of the same quantization (same fingerprint, exclude
+    /// set and precision), whatever setting produced it; with `or_stopped`, a stopped one
+    /// too (for a race: stopped against a best, it stays stopped against a better one).
     pub fn find_evaluation(
         &self,
         setting: Option<SettingId>,
         exclude: &[String],
         fp16: bool,
+        or_stopped: bool,
     ) -> Option<EvalId> {
         let fingerprint = |s: Option<SettingId>| s.map(|i| self.setting(i).map(|r| &r.fingerprint));
         let want = fingerprint(setting);
+        let same = |e: &Evaluation| {
+            e.fp16 == fp16 && e.exclude == exclude && fingerprint(e.setting) == want
+        };
         self.evaluations()
-            .find(|(_, e)| e.fp16 == fp16 && e.exclude == exclude && fingerprint(e.setting) == want)
+            .find(|(_, e)| e.is_complete() && same(e))
+            .or_else(|| self.evaluations().find(|(_, e)| or_stopped && same(e)))
             .map(|(i, _)| i)
     }
 
@@ -269,6 +275,13 @@ impl Session {
             .filter(|(_, e)| e.is_int8())
             .map(|(i, _)| i);
         self.best_of(int8)
+    }
+
+    /// The lowest INT8 metric that meets the target (`min_value`, else FP32 − max_drop),
+    /// once FP32 is measured.
+    pub fn threshold(&self) -> Option<f64> {
+        self.min_value
+            .or_else(|| self.fp32_metric.map(|f| f - self.max_drop))
     }
 
     /// The layer called `name`, with its position in graph order.

@@ -60,6 +60,15 @@ pub fn validate(s: &Session) -> Check {
     for r in s.stages.iter() {
         let f = format!("stages (step {})", r.stage.step());
         eval_id(s, &format!("{f}.best"), r.best)?;
+        if let Some(b) = r
+            .best
+            .filter(|&b| s.evaluation(b).is_some_and(|e| !e.is_complete()))
+        {
+            return Err(bad(
+                format!("{f}.best"),
+                format!("= {}, a stopped evaluation", b.0),
+            ));
+        }
         for &e in &r.evaluations {
             eval_id(s, &format!("{f}.evaluations"), Some(e))?;
         }

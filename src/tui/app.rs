@@ -73,6 +73,8 @@ pub struct Job {
     pub started: Instant,
     /// Current phase: (phase, done, total, since).
     pub phase: Option<(Phase, usize, usize, Instant)>,
+    /// The running estimate of the evaluation in flight (not a result until final).
+    pub estimate: Option<crate::eval::Estimate>,
 }
 
 /// A toggle and what its re-evaluation gave.
@@ -507,6 +509,7 @@ impl App {
                     kind,
                     started: self.now,
                     phase: None,
+                    estimate: None,
                 });
             }
             JobEvent::Snapshot(s) => {
@@ -526,6 +529,11 @@ impl App {
                         _ => now,
                     };
                     job.phase = Some((phase, done, total, since));
+                }
+            }
+            JobEvent::Estimate(e) => {
+                if let Some(job) = self.job.as_mut() {
+                    job.estimate = (!e.is_final()).then_some(e);
                 }
             }
             JobEvent::LiveHistograms {

@@ -74,6 +74,8 @@ pub enum JobEvent {
         done: usize,
         total: usize,
     },
+    /// The running estimate of the evaluation in flight.
+    Estimate(crate::eval::Estimate),
     /// Histograms so far, while calibrating `batch_count` samples.
     LiveHistograms {
         batch_count: usize,

@@ -252,6 +252,8 @@ fn build(n: usize, settings_kept: usize, evals_kept: usize) -> Session {
                 nodes_total: 120,
                 incremental: origin != Origin::Flow,
             },
+            scores: Vec::new(),
+            stopped: None,
         })
         .collect();
     let mut stages = vec![

@@ -33,6 +33,7 @@ fn running_app() -> App {
             300,
             a.now.checked_sub(Duration::from_secs(6)).unwrap_or(a.now),
         )),
+        estimate: None,
     });
     a.stage_cursor = 2;
     a

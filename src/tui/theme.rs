@@ -140,6 +140,8 @@ impl Theme {
             Glyph::Check => ("✓", "+"),
             Glyph::Cross => ("✗", "x"),
             Glyph::Delta => ("Δ", "d"),
+            Glyph::Approx => ("≈", "~"),
+            Glyph::PlusMinus => ("±", "+-"),
             Glyph::Dot => ("·", "."),
             Glyph::Arrow => ("→", "->"),
             Glyph::Ellipsis => ("…", "~"),
@@ -159,6 +161,8 @@ impl Theme {
 /// Glyphs that have an ASCII replacement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Glyph {
+    Approx,
+    PlusMinus,
     Excluded,
     Cursor,
     Check,

@@ -108,6 +108,7 @@ struct Out {
     tx: Sender<Event>,
     last_progress: Mutex<Instant>,
     last_hist: Mutex<Instant>,
+    last_estimate: Mutex<Instant>,
 }
 
 impl Out {
@@ -117,6 +118,7 @@ impl Out {
             tx,
             last_progress: Mutex::new(past),
             last_hist: Mutex::new(past),
+            last_estimate: Mutex::new(past),
         }
     }
 
@@ -155,6 +157,12 @@ impl Observer for Out {
             Work::Evaluating => Phase::Evaluating,
         };
         Out::progress(self, phase, done, total);
+    }
+
+    fn estimate(&self, e: &crate::eval::Estimate) {
+        if e.is_final() || Self::due(&self.last_estimate, Duration::from_millis(100), false) {
+            self.send(JobEvent::Estimate(*e));
+        }
     }
 
     fn histograms(&self, batch_count: usize, h: &BTreeMap<String, DisplayHistogram>) {

@@ -16,6 +16,7 @@ use crate::config::tune::ExcludeStrategy;
 use crate::error::{Error, Result};
 use crate::session::{EvalId, ExcludeSearch, Origin, SettingId, StageId, order};
 
+use super::race::Race;
 use super::tuner::{Observer, Request, Tuner};
 
 /// What both searches start from.
@@ -130,7 +131,7 @@ impl Tuner<'_, '_> {
         self.rebase(s.setting, &s.base_exclude, obs)?;
         let base_metric = self
             .session
-            .find_evaluation(Some(s.setting), &s.base_exclude, self.fp16())
+            .find_evaluation(Some(s.setting), &s.base_exclude, self.fp16(), false)
             .and_then(|i| self.session.evaluation(i))
             .map_or(f64::NAN, |e| e.metric());
         let mut used = 0;
@@ -210,6 +211,12 @@ impl Tuner<'_, '_> {
         obs: &dyn Observer,
     ) -> Result<EvalId> {
         let fp16 = self.fp16();
+        // Blacklists the search tries race the target (one that cannot reach it is
+        // stopped); sensitivity probes run in full, since their value ranks the layers.
+        let race = match origin {
+            Origin::Probe => Race::None,
+            _ => Race::Target,
+        };
         let i = self.evaluate(
             Request {
                 stage: StageId::Exclude,
@@ -218,6 +225,7 @@ impl Tuner<'_, '_> {
                 exclude: exclude.to_vec(),
                 fp16,
                 rebase,
+                race,
             },
             obs,
         )?;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::session::{EvalId, Origin, Setting, StageId, StageState};
 
 use super::grid;
+use super::race::Race;
 use super::tuner::{Observer, Request, Tuner, Work};
 
 /// How the flow ended.
@@ -263,6 +264,22 @@ impl Tuner<'_, '_> {
             ids.push(self.register(setting, obs)?);
         }
         obs.progress(Work::Searching, settings.len(), settings.len());
+        // Settings an earlier stage evaluated go first: found at once, they give the race
+        // a strong best from the start. The order depends only on the earlier stages, so
+        // a resumed stage runs in the same order; the result does not depend on it (ties
+        // are broken by the settings' values).
+        let earlier: std::collections::HashSet<String> = self
+            .session
+            .evaluations()
+            .filter(|(_, e)| e.stage < stage && e.is_complete())
+            .filter_map(|(i, _)| self.session.setting_of(i).map(|r| r.fingerprint.clone()))
+            .collect();
+        let known = |id: &crate::session::SettingId| {
+            self.session
+                .setting(*id)
+                .is_some_and(|r| earlier.contains(&r.fingerprint))
+        };
+        ids.sort_by_key(|id| !known(id));
         let mut seen = std::collections::HashSet::new();
         for id in ids {
             self.check_cancel()?;
@@ -270,6 +287,10 @@ impl Tuner<'_, '_> {
             if !seen.insert(fingerprint) {
                 self.session.stage_mut(stage).duplicates += 1;
             }
+            // Race the stage's best so far: a setting that cannot beat it is stopped.
+            let best = self
+                .session
+                .best_of(self.session.stage(stage).evaluations.clone());
             let i = self.evaluate(
                 Request {
                     stage,
@@ -281,6 +302,7 @@ impl Tuner<'_, '_> {
                     // (~1 GB on the demo) for each setting; settings share too little for
                     // that to pay, so the base stays (stage 7 rebases on its setting).
                     rebase: false,
+                    race: best.map_or(Race::None, Race::Best),
                 },
                 obs,
             )?;
@@ -302,6 +324,7 @@ impl Tuner<'_, '_> {
                 exclude: all,
                 fp16: true,
                 rebase: false,
+                race: Race::None,
             },
             obs,
         )?;

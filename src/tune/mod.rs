@@ -7,8 +7,10 @@ mod exclude;
 pub mod flow;
 pub mod grid;
 pub mod open;
+pub mod race;
 pub mod tuner;
 
 pub use flow::FlowOutcome;
 pub use open::{Opened, open_session};
+pub use race::Race;
 pub use tuner::{Observer, Quiet, Request, Tuner, Work, new_session};

@@ -13,7 +13,8 @@ use crate::config::FloatPrecision;
 use crate::config::tune::TuneConfig;
 use crate::error::{Error, Result};
 use crate::eval::Evaluator;
-use crate::eval::incremental::IncrementalEvaluator;
+use crate::eval::estimate::{Estimate, estimate};
+use crate::eval::incremental::{IncrementalEvaluator, Stream, Streamed};
 use crate::quant::QuantPlan;
 use crate::session::{
     ActivationSummary, EvalId, Evaluation, LayerInfo, Origin, RerunStats, Session, SessionFile,
@@ -22,6 +23,7 @@ use crate::session::{
 use crate::workspace::Workspace;
 
 use super::calibrations::Calibrations;
+use super::race::{Race, StopRule};
 
 /// What the tuner is busy with, for progress displays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +45,9 @@ pub trait Observer: Sync {
     fn progress(&self, _work: Work, _done: usize, _total: usize) {}
     /// Histograms of the activations so far, while calibrating.
     fn histograms(&self, _batch_count: usize, _h: &BTreeMap<String, DisplayHistogram>) {}
+    /// The running estimate of the evaluation in flight (never a final result until
+    /// `done == total`).
+    fn estimate(&self, _e: &Estimate) {}
 }
 
 /// An observer that ignores everything.
@@ -61,6 +66,8 @@ pub struct Request {
     pub fp16: bool,
     /// Make this state the base of later incremental evaluations.
     pub rebase: bool,
+    /// What the evaluation races against (ignored with `tune.exhaustive`).
+    pub race: Race,
 }
 
 /// Runs evaluations into a session.
@@ -183,14 +190,38 @@ impl<'e, 'w> Tuner<'e, 'w> {
         let exclude = self.session.in_graph_order(&req.exclude).map_err(|bad| {
             Error::Usage(format!("exclude_op: `{bad}` is not a quantizable layer"))
         })?;
+        let racing = req.race != Race::None && !self.tune.exhaustive;
         if let Some(i) = self
             .session
-            .find_evaluation(req.setting, &exclude, req.fp16)
+            .find_evaluation(req.setting, &exclude, req.fp16, racing)
             .filter(|_| self.reuse)
         {
             return Ok(i);
         }
-        let (report, rerun) = self.run(req.setting, &exclude, req.fp16, req.rebase, obs)?;
+        let threshold = self.session.threshold().unwrap_or(f64::NAN);
+        let rule = racing
+            .then(|| {
+                StopRule::new(
+                    &self.session,
+                    req.race,
+                    threshold,
+                    self.tune.race_confidence,
+                )
+            })
+            .flatten();
+        let run = self.run(
+            req.setting,
+            &exclude,
+            req.fp16,
+            req.rebase,
+            rule.as_ref(),
+            obs,
+        )?;
+        let stopped = run.stopped_at.zip(rule.as_ref()).map(|(n, rule)| {
+            let hw = estimate(self.session.metric, &run.scores, self.session.eval_samples)
+                .map_or(f64::NAN, |e| e.half_width);
+            rule.stopped(n, run.report.int8, hw)
+        });
         let i = self
             .session
             .push_evaluation(Evaluation {
@@ -199,8 +230,14 @@ impl<'e, 'w> Tuner<'e, 'w> {
                 setting: req.setting,
                 exclude,
                 fp16: req.fp16,
-                report,
-                rerun,
+                report: run.report,
+                rerun: RerunStats {
+                    nodes_run: run.stats.nodes_run,
+                    nodes_total: run.stats.nodes_total,
+                    incremental: run.stats.incremental,
+                },
+                scores: run.scores,
+                stopped,
             })
             .map_err(full)?;
         self.save()?;
@@ -220,7 +257,7 @@ impl<'e, 'w> Tuner<'e, 'w> {
             Error::Usage(format!("exclude_op: `{bad}` is not a quantizable layer"))
         })?;
         let fp16 = self.fp16();
-        self.run(Some(setting), &exclude, fp16, true, obs)?;
+        self.run(Some(setting), &exclude, fp16, true, None, obs)?;
         Ok(())
     }
 
@@ -230,8 +267,9 @@ impl<'e, 'w> Tuner<'e, 'w> {
         exclude: &[String],
         fp16: bool,
         rebase: bool,
+        rule: Option<&StopRule>,
         obs: &dyn Observer,
-    ) -> Result<(crate::eval::EvalReport, RerunStats)> {
+    ) -> Result<Streamed> {
         // Nothing quantized still needs a plan to hand over: any will do, all excluded.
         let (idx, exclude): (SettingId, HashSet<String>) = match setting {
             Some(i) => (i, exclude.iter().cloned().collect()),
@@ -247,15 +285,23 @@ impl<'e, 'w> Tuner<'e, 'w> {
         let key = if fp16 { "fp16" } else { "int8" };
         let total = self.session.eval_samples;
         let progress = |d: usize| obs.progress(Work::Evaluating, d, total);
-        let (report, r) =
-            self.inc
-                .evaluate_with(&plan, key, &exclude, fp16, rebase, &progress, &self.cancel)?;
-        let rerun = RerunStats {
-            nodes_run: r.nodes_run,
-            nodes_total: r.nodes_total,
-            incremental: r.incremental,
+        let on_estimate = |e: &Estimate| obs.estimate(e);
+        let stop =
+            |scores: &[crate::eval::SampleScore]| rule.is_some_and(|r| r.should_stop(scores));
+        let stream = Stream {
+            on_estimate: &on_estimate,
+            stop: &stop,
         };
-        Ok((report, rerun))
+        self.inc.evaluate_stream(
+            &plan,
+            key,
+            &exclude,
+            fp16,
+            rebase,
+            &progress,
+            &self.cancel,
+            &stream,
+        )
     }
 
     /// The plan of setting `i` (rebuilt from the statistics when not kept).
@@ -338,6 +384,7 @@ impl<'e, 'w> Tuner<'e, 'w> {
                 exclude,
                 fp16,
                 rebase: true,
+                race: Race::None,
             },
             obs,
         )?;

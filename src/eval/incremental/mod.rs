@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, Tensor, ValueId};
 use crate::quant::QuantPlan;
 
+use super::estimate::{Estimate, SampleScore, estimate, stream_order};
 use super::{EvalReport, Evaluator, Moments, Progress};
 
 mod cache;
@@ -139,6 +140,28 @@ impl<'e, 'w> IncrementalEvaluator<'e, 'w> {
         progress: Progress,
         cancel: &AtomicBool,
     ) -> Result<(EvalReport, RerunStats)> {
+        let stream = Stream::quiet();
+        let r = self.evaluate_stream(
+            plan, plan_key, exclude, fp16, rebase, progress, cancel, &stream,
+        )?;
+        Ok((r.report, r.stats))
+    }
+
+    /// `evaluate_with`, streaming: the samples run in `stream_order` in blocks; after each
+    /// block `stream` gets the running estimate and may stop the evaluation. A stopped
+    /// evaluation returns a partial report (`Streamed::stopped_at`) and changes no cache.
+    #[allow(clippy::too_many_arguments)]
+    pub fn evaluate_stream(
+        &mut self,
+        plan: &QuantPlan,
+        plan_key: &str,
+        exclude: &HashSet<String>,
+        fp16: bool,
+        rebase: bool,
+        progress: Progress,
+        cancel: &AtomicBool,
+        stream: &Stream,
+    ) -> Result<Streamed> {
         let t0 = Instant::now();
         let ev = self.ev;
         let ws = ev.ws;
@@ -257,103 +280,155 @@ impl<'e, 'w> IncrementalEvaluator<'e, 'w> {
             || fp_seeds.iter().any(|v| fp_inputs.contains(v))
             || q_seeds.iter().any(|v| q_inputs.contains(v));
         let done = AtomicUsize::new(0);
-        let per_sample = (0..ev.samples())
-            .into_par_iter()
-            .map(|i| -> Result<SampleRun> {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(Error::Cancelled);
-                }
-                let inputs = if needs_inputs {
-                    load_inputs(i)?
-                } else {
-                    Vec::new()
-                };
-                // FP32: the references not held, and the cache's values on its first fill.
-                let mut fp_values: Vec<Option<Arc<Tensor>>> = vec![None; fp.slots.len()];
-                let mut refs: HashMap<ValueId, Arc<Tensor>> = HashMap::new();
-                if filling {
-                    for (k, v) in fp_inputs.iter().enumerate() {
-                        if let Some(s) = fp.slot_of[v.0] {
-                            fp_values[s] = Some(inputs[k].clone());
-                        }
+        let run_sample = |i: usize| -> Result<SampleRun> {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let inputs = if needs_inputs {
+                load_inputs(i)?
+            } else {
+                Vec::new()
+            };
+            // FP32: the references not held, and the cache's values on its first fill.
+            let mut fp_values: Vec<Option<Arc<Tensor>>> = vec![None; fp.slots.len()];
+            let mut refs: HashMap<ValueId, Arc<Tensor>> = HashMap::new();
+            if filling {
+                for (k, v) in fp_inputs.iter().enumerate() {
+                    if let Some(s) = fp.slot_of[v.0] {
+                        fp_values[s] = Some(inputs[k].clone());
                     }
                 }
-                if let Some(sub) = &fp_subset {
-                    let seeds = fp_seeds
-                        .iter()
-                        .map(|&v| match fp_inputs.iter().position(|&x| x == v) {
-                            Some(k) => (v, inputs[k].clone()),
-                            None => (v, fp32_filled[i][fp.slot_of[v.0].expect("held")].clone()),
-                        })
-                        .collect();
-                    fp_plan.run_subset(sub, seeds, &mut |v, t| {
-                        let slot = fp.slot_of[v.0].filter(|_| filling);
-                        if !fp_want[v.0] && slot.is_none() {
-                            return;
-                        }
-                        let t = t.clone();
-                        if let Some(s) = slot {
-                            fp_values[s] = Some(t.clone());
-                        }
-                        if fp_want[v.0] {
-                            refs.insert(v, t);
-                        }
-                    })?;
-                }
-                let reference = |v: ValueId| -> Option<&Tensor> {
-                    match refs.get(&v) {
-                        Some(t) => Some(t),
-                        None => fp32_filled
-                            .get(i)
-                            .and_then(|row| fp.slot_of[v.0].map(|s| &*row[s])),
-                    }
-                };
-                // The simulated graph, from the base's values.
-                let seeds = q_seeds
+            }
+            if let Some(sub) = &fp_subset {
+                let seeds = fp_seeds
                     .iter()
-                    .map(|&v| match q_inputs.iter().position(|&x| x == v) {
+                    .map(|&v| match fp_inputs.iter().position(|&x| x == v) {
                         Some(k) => (v, inputs[k].clone()),
-                        None => {
-                            let row = &base_values.expect("a base")[i];
-                            (v, row[base_slot[v.0].expect("held")].clone())
-                        }
+                        None => (v, fp32_filled[i][fp.slot_of[v.0].expect("held")].clone()),
                     })
                     .collect();
-                let mut moments = vec![Moments::default(); rerun_layers.len()];
-                let mut seen = vec![false; rerun_layers.len()];
-                let mut held: Vec<Option<Arc<Tensor>>> = vec![None; new_slots.len()];
-                let outputs = qplan.run_subset(&q_subset, seeds, &mut |v, t| {
-                    if let Some(j) = q_layer[v.0].filter(|&j| !seen[j]) {
-                        seen[j] = true;
-                        if let Some(r) = reference(layer_values[rerun_layers[j]].0) {
-                            add_moments(&mut moments[j], r, t);
-                        }
+                fp_plan.run_subset(sub, seeds, &mut |v, t| {
+                    let slot = fp.slot_of[v.0].filter(|_| filling);
+                    if !fp_want[v.0] && slot.is_none() {
+                        return;
                     }
-                    if let Some(s) = new_slot_of[v.0] {
-                        held[s] = Some(t.clone());
+                    let t = t.clone();
+                    if let Some(s) = slot {
+                        fp_values[s] = Some(t.clone());
+                    }
+                    if fp_want[v.0] {
+                        refs.insert(v, t);
                     }
                 })?;
-                let outputs = outputs
-                    .into_iter()
-                    .zip(qplan.outputs())
-                    .map(|(o, v)| {
-                        o.ok_or_else(|| {
-                            Error::Usage(format!(
-                                "incremental evaluation: output `{}` was not computed",
-                                qplan.value_name(*v)
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                Ok(SampleRun {
-                    outputs,
-                    moments,
-                    base_values: held,
-                    fp32_values: fp_values,
+            }
+            let reference = |v: ValueId| -> Option<&Tensor> {
+                match refs.get(&v) {
+                    Some(t) => Some(t),
+                    None => fp32_filled
+                        .get(i)
+                        .and_then(|row| fp.slot_of[v.0].map(|s| &*row[s])),
+                }
+            };
+            // The simulated graph, from the base's values.
+            let seeds = q_seeds
+                .iter()
+                .map(|&v| match q_inputs.iter().position(|&x| x == v) {
+                    Some(k) => (v, inputs[k].clone()),
+                    None => {
+                        let row = &base_values.expect("a base")[i];
+                        (v, row[base_slot[v.0].expect("held")].clone())
+                    }
                 })
+                .collect();
+            let mut moments = vec![Moments::default(); rerun_layers.len()];
+            let mut seen = vec![false; rerun_layers.len()];
+            let mut held: Vec<Option<Arc<Tensor>>> = vec![None; new_slots.len()];
+            let outputs = qplan.run_subset(&q_subset, seeds, &mut |v, t| {
+                if let Some(j) = q_layer[v.0].filter(|&j| !seen[j]) {
+                    seen[j] = true;
+                    if let Some(r) = reference(layer_values[rerun_layers[j]].0) {
+                        add_moments(&mut moments[j], r, t);
+                    }
+                }
+                if let Some(s) = new_slot_of[v.0] {
+                    held[s] = Some(t.clone());
+                }
+            })?;
+            let outputs = outputs
+                .into_iter()
+                .zip(qplan.outputs())
+                .map(|(o, v)| {
+                    o.ok_or_else(|| {
+                        Error::Usage(format!(
+                            "incremental evaluation: output `{}` was not computed",
+                            qplan.value_name(*v)
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+            Ok(SampleRun {
+                outputs,
+                moments,
+                base_values: held,
+                fp32_values: fp_values,
             })
-            .collect::<Result<Vec<_>>>()?;
+        };
+        let n = ev.samples();
+        let mut runs: Vec<Option<SampleRun>> = (0..n).map(|_| None).collect();
+        let mut scores: Vec<SampleScore> = Vec::with_capacity(n);
+        let mut ran_in_order: Vec<usize> = Vec::with_capacity(n);
+        let mut stopped_at = None;
+        for block in blocks(&stream_order(n)) {
+            let done_block = block
+                .par_iter()
+                .map(|&i| Ok((i, run_sample(i)?)))
+                .collect::<Result<Vec<_>>>()?;
+            for (i, r) in done_block {
+                if let Some(sc) = ev.sample_score(i, &r.outputs) {
+                    scores.push(sc);
+                }
+                ran_in_order.push(i);
+                if let Some(slot) = runs.get_mut(i) {
+                    *slot = Some(r);
+                }
+            }
+            let est = estimate(ev.set.config.metric, &scores, n)
+                .filter(|_| scores.len() == ran_in_order.len());
+            if let Some(e) = &est {
+                (stream.on_estimate)(e);
+            }
+            if ran_in_order.len() < n && (stream.stop)(&scores) {
+                stopped_at = Some(ran_in_order.len());
+                break;
+            }
+        }
+        if stopped_at.is_some() {
+            let quantized = |name: &str| {
+                !exclude.contains(name) && plan.layer(name).is_some_and(|l| plan.is_calibrated(l))
+            };
+            let partial = Partial {
+                runs: &runs,
+                ran: &ran_in_order,
+                scores: &scores,
+                layer_values: &layer_values,
+                rerun_layers: &rerun_layers,
+                base_moments: base.map(|b| &b.moments),
+                names: &qplan,
+            }
+            .report(ev, &quantized, t0);
+            return Ok(Streamed {
+                report: partial,
+                stats: RerunStats {
+                    nodes_run: run.len(),
+                    nodes_total: steps.len(),
+                    incremental,
+                },
+                scores,
+                stopped_at,
+            });
+        }
+        let per_sample: Vec<SampleRun> = runs.into_iter().flatten().collect();
 
         // Totals: re-run layers from this run, the others from the base.
         let mut rerun_totals = vec![Moments::default(); rerun_layers.len()];
@@ -448,7 +523,106 @@ impl<'e, 'w> IncrementalEvaluator<'e, 'w> {
                 bytes,
             });
         }
-        Ok((report, stats))
+        Ok(Streamed {
+            report,
+            stats,
+            scores,
+            stopped_at: None,
+        })
+    }
+}
+
+/// How an evaluation streams: what it reports after each block, and when it stops.
+pub struct Stream<'a> {
+    /// The running estimate after each block.
+    pub on_estimate: &'a (dyn Fn(&Estimate) + Sync),
+    /// Asked after each block with the scores so far (in stream order): stop here?
+    pub stop: &'a (dyn Fn(&[SampleScore]) -> bool + Sync),
+}
+
+impl Stream<'static> {
+    /// Reports nothing, never stops.
+    pub fn quiet() -> Stream<'static> {
+        Stream {
+            on_estimate: &|_| {},
+            stop: &|_| false,
+        }
+    }
+}
+
+/// A streamed evaluation.
+pub struct Streamed {
+    /// The report (partial when `stopped_at` is set: see `Evaluator::partial_report`).
+    pub report: EvalReport,
+    pub stats: RerunStats,
+    /// Each sample's contribution to the metric, in stream order.
+    pub scores: Vec<SampleScore>,
+    /// The samples run when the stream stopped it; `None` when it ran to the end.
+    pub stopped_at: Option<usize>,
+}
+
+/// The blocks samples run in: small first, so the first estimate comes soon, then larger,
+/// so the threads stay busy between estimates.
+fn blocks(order: &[usize]) -> Vec<&[usize]> {
+    let threads = rayon::current_num_threads().max(1);
+    let mut out = Vec::new();
+    let (mut at, mut size) = (0, 2 * threads);
+    while at < order.len() {
+        let end = (at + size).min(order.len());
+        out.push(order.get(at..end).unwrap_or_default());
+        at = end;
+        size = (size * 2).min(16 * threads);
+    }
+    out
+}
+
+/// What a stopped evaluation reports from.
+struct Partial<'a> {
+    runs: &'a [Option<SampleRun>],
+    ran: &'a [usize],
+    scores: &'a [SampleScore],
+    layer_values: &'a [(ValueId, ValueId)],
+    rerun_layers: &'a [usize],
+    base_moments: Option<&'a HashMap<String, Moments>>,
+    names: &'a Plan,
+}
+
+impl Partial<'_> {
+    fn report(&self, ev: &Evaluator, quantized: &dyn Fn(&str) -> bool, t0: Instant) -> EvalReport {
+        let n = ev.samples();
+        let est = estimate(ev.set.config.metric, self.scores, n).unwrap_or(Estimate {
+            done: self.ran.len(),
+            total: n,
+            value: f64::NAN,
+            half_width: f64::NAN,
+        });
+        // Layers that re-ran: their moments over the samples run; the others the base's.
+        let mut totals: Vec<Moments> = self
+            .layer_values
+            .iter()
+            .map(|(_, q)| {
+                self.base_moments
+                    .and_then(|m| m.get(self.names.value_name(*q)).copied())
+                    .unwrap_or_default()
+            })
+            .collect();
+        for (j, &k) in self.rerun_layers.iter().enumerate() {
+            let mut m = Moments::default();
+            for r in self.runs.iter().flatten() {
+                if let Some(x) = r.moments.get(j) {
+                    m.merge(x);
+                }
+            }
+            if let Some(t) = totals.get_mut(k) {
+                *t = m;
+            }
+        }
+        let done: Vec<(usize, &[Tensor])> = self
+            .ran
+            .iter()
+            .filter_map(|&i| Some((i, self.runs.get(i)?.as_ref()?.outputs.as_slice())))
+            .collect();
+        ev.partial_report(&est, &done, self.layer_values, &totals, quantized, t0)
     }
 }
 

@@ -60,6 +60,23 @@ pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
             t.bad(),
         ));
     }
+    if let Some(e) = app.job.as_ref().and_then(|j| j.estimate) {
+        // An estimate, never shown as a result: "≈" and its interval, samples so far.
+        spans.push(sep());
+        spans.push(Span::styled(
+            format!(
+                "now {}{} {}{} {} {}/{}",
+                t.glyph(Glyph::Approx),
+                fmt_metric(e.value),
+                t.glyph(Glyph::PlusMinus),
+                fmt_metric(e.half_width),
+                t.glyph(Glyph::Dot),
+                e.done,
+                e.total
+            ),
+            t.warn(),
+        ));
+    }
     if let Some(job) = &app.job {
         spans.push(sep());
         let what = match job.phase {
