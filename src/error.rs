@@ -32,6 +32,9 @@ pub enum Error {
     Cancelled,
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),
+    /// Another process writes the same file (a session): `util::lock::WriterLock`.
+    #[error(transparent)]
+    Lock(#[from] crate::util::lock::LockError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -68,14 +68,24 @@ impl Workspace {
             .inputs
             .iter()
             .enumerate()
-            .map(|(k, ic)| source(ic, &ic.path, g, k))
+            .map(|(k, ic)| source(ic, &ic.path, g, k).map_err(|e| in_config(&config, e)))
             .collect::<Result<Vec<_>>>()?;
         let calib = Dataset {
             sources,
             ranks: ranks.clone(),
+            nonfinite_limit: config.max_nonfinite,
         };
         if calib.is_empty() {
-            return Err(Error::Usage("the calibration data holds no samples".into()));
+            return Err(Error::Usage(format!(
+                "{}: the calibration data ({}) holds no samples",
+                config_name(&config),
+                config
+                    .inputs
+                    .iter()
+                    .map(|i| i.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
         let first = calib.load(0)?;
         let sample_shapes: Vec<Vec<usize>> = first.iter().map(|t| t.shape().to_vec()).collect();
@@ -85,7 +95,7 @@ impl Workspace {
         let qdq = crate::quant::decide(&model.graph)?;
         let eval = match &config.evaluation {
             None => None,
-            Some(ec) => Some(eval_set(&config, ec, g, &ranks)?),
+            Some(ec) => Some(eval_set(&config, ec, g, &ranks, class_count(&graph))?),
         };
         Ok(Workspace {
             config,
@@ -142,10 +152,35 @@ fn check_exclude_op(config: &Config, layers: &[LayerRef]) -> Result<()> {
         .into())
 }
 
-fn eval_set(config: &Config, ec: &EvalConfig, g: &Graph, ranks: &[usize]) -> Result<EvalSet> {
+/// Scores per sample in the first model output (its size over the batch dimension), which
+/// bounds the class indices labels may name.
+fn class_count(prepared: &Graph) -> Option<usize> {
+    let out = prepared.outputs.first()?;
+    let dims: Vec<usize> = prepared
+        .value(*out)
+        .shape
+        .as_ref()?
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => Some(*n),
+            Dim::Dynamic(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    let n: usize = dims.iter().product();
+    Some(n / dims.first().copied().unwrap_or(1).max(1))
+}
+
+fn eval_set(
+    config: &Config,
+    ec: &EvalConfig,
+    g: &Graph,
+    ranks: &[usize],
+    classes: Option<usize>,
+) -> Result<EvalSet> {
     if ec.paths.len() != g.inputs.len() {
         return Err(Error::Usage(format!(
-            "evaluation.input_file_path names {} path(s); the model has {} input(s)",
+            "{}: evaluation.input_file_path names {} path(s); the model has {} input(s)",
+            config_name(config),
             ec.paths.len(),
             g.inputs.len()
         )));
@@ -160,6 +195,7 @@ fn eval_set(config: &Config, ec: &EvalConfig, g: &Graph, ranks: &[usize]) -> Res
     let data = Dataset {
         sources,
         ranks: ranks.to_vec(),
+        nonfinite_limit: config.max_nonfinite,
     };
     let labels = match &ec.labels {
         None => None,
@@ -168,10 +204,20 @@ fn eval_set(config: &Config, ec: &EvalConfig, g: &Graph, ranks: &[usize]) -> Res
             let v = (0..data.len())
                 .map(|i| {
                     let name = data.sample_name(i);
-                    l.get(&name).ok_or_else(|| DataError::File {
+                    let class = l.get(&name).ok_or_else(|| DataError::File {
                         path: path.display().to_string(),
                         reason: format!("no label for `{name}`"),
-                    })
+                    })?;
+                    match classes {
+                        Some(n) if class >= n => Err(DataError::File {
+                            path: path.display().to_string(),
+                            reason: format!(
+                                "`{name}` is labelled class {class}, but the model scores {n} classes (0..={})",
+                                n.saturating_sub(1)
+                            ),
+                        }),
+                        _ => Ok(class),
+                    }
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             Some(v)
@@ -182,6 +228,24 @@ fn eval_set(config: &Config, ec: &EvalConfig, g: &Graph, ranks: &[usize]) -> Res
         labels,
         config: ec.clone(),
     })
+}
+
+/// The configuration's file name, for messages.
+fn config_name(config: &Config) -> String {
+    config
+        .file
+        .as_deref()
+        .unwrap_or(Path::new("config"))
+        .display()
+        .to_string()
+}
+
+/// A usage error about a configuration, prefixed with its file.
+fn in_config(config: &Config, e: Error) -> Error {
+    match e {
+        Error::Usage(m) => Error::Usage(format!("{}: {m}", config_name(config))),
+        other => other,
+    }
 }
 
 /// The data source of model input `k` reading from `path`.

@@ -598,7 +598,14 @@ fn the_raced_flow_picks_what_the_exhaustive_flow_picks_on_the_demo() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|st| serde_json::json!([st["step"], st["best"]["int8"], st["best"]["setting"], st["best"]["exclude_op"]]))
+            .map(|st| {
+                serde_json::json!([
+                    st["step"],
+                    st["best"]["int8"],
+                    st["best"]["setting"],
+                    st["best"]["exclude_op"]
+                ])
+            })
             .collect();
         results.push((v["result"].clone(), bests));
         let session = saved(&s).unwrap();
@@ -607,12 +614,18 @@ fn the_raced_flow_picks_what_the_exhaustive_flow_picks_on_the_demo() {
         for e in evals.iter().filter(|e| !e["stopped"].is_null()) {
             let done = e["stopped"]["samples"].as_u64().unwrap();
             assert!(done < 300 && e["report"]["samples"] == done, "{e}");
-            assert_eq!(e["report"]["target_met"], false, "an estimate is never a result");
+            assert_eq!(
+                e["report"]["target_met"], false,
+                "an estimate is never a result"
+            );
         }
         stopped.push(n);
     }
     assert_eq!(stopped[0], 0, "exhaustive: nothing stopped");
-    assert!(stopped[1] > 0, "the race stopped no candidate: it proves nothing");
+    assert!(
+        stopped[1] > 0,
+        "the race stopped no candidate: it proves nothing"
+    );
     assert_eq!(results[0].0, results[1].0, "the flow's result");
     assert_eq!(results[0].1, results[1].1, "every stage's best");
 }

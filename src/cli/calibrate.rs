@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+use qtune::util::text::escape_control;
 use qtune::workspace::Workspace;
 
 use super::progress::Bar;
@@ -125,16 +126,17 @@ pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {
             .unwrap_or_else(|| "-".into());
         println!(
             "{:<w$}  {:<13} {range:>22}  {scale:>11}  {zp:>4}  {ratio:>5}  {div:>10}  {ws_text}",
-            l.name, l.op_type
+            escape_control(&l.name),
+            escape_control(&l.op_type)
         );
     }
     for (name, p) in &p.activations {
         for warn in p.warnings() {
-            eprintln!("warning: `{name}`: {warn}");
+            eprintln!("warning: `{}`: {warn}", escape_control(name));
         }
     }
     for (name, why) in &p.uncalibrated {
-        eprintln!("warning: `{name}` stays float: {why}");
+        eprintln!("warning: `{}` stays float: {why}", escape_control(name));
     }
     if let Some(out) = &args.output {
         println!("parameter record written to {}", out.display());

@@ -117,6 +117,9 @@ fn print_report(report: &qtune::eval::EvalReport, origin: &str, fp16: bool) {
             "TARGET MISSED"
         }
     );
+    if let Some(why) = &report.invalid {
+        println!("  INVALID: {why}");
+    }
     println!(
         "  outputs: cosine {:.6}, SQNR {:.2} dB",
         report.output_cosine, report.output_sqnr_db
@@ -137,7 +140,10 @@ fn print_report(report: &qtune::eval::EvalReport, origin: &str, fp16: bool) {
         let mark = if l.quantized { "" } else { "  (float)" };
         println!(
             "  {:<w$}  {:<13} {:>9.6}  {:>9.2}{mark}",
-            l.name, l.op_type, l.cosine, l.sqnr_db
+            qtune::util::text::escape_control(&l.name),
+            qtune::util::text::escape_control(&l.op_type),
+            l.cosine,
+            l.sqnr_db
         );
     }
 }

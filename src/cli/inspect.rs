@@ -111,14 +111,14 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
         g.opset,
         g.ir_version,
         if g.producer.is_empty() {
-            "?"
+            "?".to_string()
         } else {
-            &g.producer
+            esc(&g.producer)
         }
     );
     print_io("inputs", &inputs, g);
     print_io("outputs", &outputs, g);
-    let ops_line: Vec<String> = ops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let ops_line: Vec<String> = ops.iter().map(|(k, v)| format!("{} {v}", esc(k))).collect();
     println!("ops       {} nodes: {}", g.nodes.len(), ops_line.join(", "));
     println!(
         "layers    {} quantizable (Conv, ConvTranspose, Gemm, MatMul)",
@@ -141,14 +141,23 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
             .as_ref()
             .map(|s| format!(" -> {s:?}"))
             .unwrap_or_default();
-        println!("  {:<width$}  {:<13} weight {w}{o}", l.name, l.op_type);
+        println!(
+            "  {:<width$}  {:<13} weight {w}{o}",
+            esc(&l.name),
+            esc(&l.op_type)
+        );
     }
     if unsupported.is_empty() {
         println!("unsupported ops: none");
     } else {
         println!("unsupported ops: {}", unsupported.len());
         for u in &unsupported {
-            println!("  {} (node `{}`, opset {})", u.op_type, u.node, u.opset);
+            println!(
+                "  {} (node `{}`, opset {})",
+                esc(&u.op_type),
+                esc(&u.node),
+                u.opset
+            );
         }
     }
     if bound.is_none() && !g.inputs.is_empty() {
@@ -156,6 +165,11 @@ pub fn run(args: Args, global_model: Option<PathBuf>) -> Result<u8> {
     }
     let _ = Graph::default;
     Ok(0)
+}
+
+/// A model-provided name, safe for the terminal.
+fn esc(s: &str) -> String {
+    qtune::util::text::escape_control(s)
 }
 
 fn dim_json(d: &Dim) -> serde_json::Value {
@@ -187,7 +201,7 @@ fn print_io(title: &str, list: &[Io], _g: &Graph) {
             .unwrap_or_default();
         println!(
             "  {}  {}  {declared}{bound}",
-            i.name,
+            esc(&i.name),
             i.dtype.unwrap_or("?")
         );
     }

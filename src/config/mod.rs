@@ -83,6 +83,8 @@ pub struct Config {
     pub search: SearchParams,
     pub weight_type: WeightType,
     pub batch_count: usize,
+    /// NaN/±Inf values an activation may hold during calibration (`max_nonfinite`).
+    pub max_nonfinite: u64,
     pub exclude_op: Vec<String>,
     pub inputs: Vec<InputConfig>,
     pub evaluation: Option<EvalConfig>,

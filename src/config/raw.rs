@@ -18,6 +18,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "step_ratio",
     "max_percentile",
     "batch_count",
+    "max_nonfinite",
     "exclude_op",
     "float_precision",
     "preprocess_parameter",
@@ -54,6 +55,9 @@ pub struct RawConfig {
     pub max_percentile: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_count: Option<u64>,
+    /// NaN/±Inf values one activation may hold during calibration; default 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_nonfinite: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_op: Vec<String>,
     /// Precision of the ops left in float: FP32 (default) or FP16 (the seed's fallback).

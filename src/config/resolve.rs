@@ -131,6 +131,15 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 return Err(ctx.at(&["evaluation", "max_drop"], format!("key `evaluation.max_drop`: {max_drop} is not allowed; allowed: a number >= 0")));
             }
             let min_value = resolve_min_value(&ctx, e, metric)?;
+            if let Some(classes) = &e.classes {
+                let mut seen = std::collections::HashSet::new();
+                if let Some(dup) = classes.iter().find(|c| !seen.insert(c.as_str())) {
+                    return Err(ctx.at(&["evaluation", "classes"], format!("key `evaluation.classes`: `{dup}` is listed twice; allowed: distinct label tokens, one per output index")));
+                }
+                if classes.is_empty() {
+                    return Err(ctx.at(&["evaluation", "classes"], "key `evaluation.classes`: an empty list is not allowed; allowed: one label token per output index".into()));
+                }
+            }
             let timeout = e
                 .command_timeout
                 .unwrap_or(crate::eval::command::DEFAULT_TIMEOUT_S);
@@ -158,6 +167,7 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         search,
         weight_type: raw.weight_type.unwrap_or(WeightType::Vector),
         batch_count: batch_count as usize,
+        max_nonfinite: raw.max_nonfinite.unwrap_or(0),
         exclude_op: raw.exclude_op.clone(),
         inputs,
         evaluation,

@@ -160,6 +160,9 @@ pub struct Dataset {
     pub sources: Vec<Source>,
     /// Rank of each model input.
     pub ranks: Vec<usize>,
+    /// NaN/±Inf values one activation may hold over a calibration pass before calibration
+    /// fails (`max_nonfinite`; 0 by default: non-finite data is a data problem).
+    pub nonfinite_limit: u64,
 }
 
 impl Dataset {

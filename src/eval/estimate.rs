@@ -244,6 +244,19 @@ pub fn max_final_gain(a: &[SampleScore], b_all: &[SampleScore], total: usize) ->
     Some(sum / total.max(1) as f64)
 }
 
+/// For a per-sample metric in `[0, 1]`: the most the final metric can still become, with
+/// certainty, after `scores` of `total` samples (every remaining sample scoring 1).
+pub fn max_final_value(scores: &[SampleScore], total: usize) -> Option<f64> {
+    let mut sum = 0.0;
+    for s in scores {
+        match s {
+            SampleScore::Value(v) => sum += v,
+            SampleScore::Moments(_) => return None,
+        }
+    }
+    Some((sum + total.saturating_sub(scores.len()) as f64) / total.max(1) as f64)
+}
+
 /// An upper confidence bound on the final metric over the whole set, from the first `n`
 /// samples' scores: the estimate plus `z` standard errors (finite-population corrected,
 /// with the same variance floor as [`paired_upper_bound`]).

@@ -202,6 +202,9 @@ impl Moments {
 
     /// Signal-to-quantization-noise ratio in dB, capped at `SQNR_CAP_DB` (identical signals).
     pub fn sqnr_db(&self) -> f64 {
+        if !(self.xx.is_finite() && self.ee.is_finite()) {
+            return f64::NAN; // NaN or ±Inf in either run: no ratio to speak of
+        }
         if self.ee == 0.0 {
             return SQNR_CAP_DB;
         }

@@ -149,10 +149,12 @@ impl<'w> Evaluator<'w> {
                 out_m.merge(&metrics::moments(r, o));
             }
         }
+        let outputs: Vec<Vec<Tensor>> = done.iter().map(|(_, o)| o.to_vec()).collect();
         let parts = ReportParts {
             int8: estimate.value,
             outputs: out_m,
             samples: done.len(),
+            invalid: self.nonfinite(&outputs, layer_values, totals),
         };
         let mut r = self.report_of(parts, layer_values, totals, quantized, t0);
         r.target_met = false;
@@ -264,6 +266,7 @@ impl<'w> Evaluator<'w> {
             int8,
             outputs: out_m,
             samples: outputs.len(),
+            invalid: self.nonfinite(outputs, layer_values, totals),
         };
         Ok(self.report_of(parts, layer_values, totals, quantized, t0))
     }
@@ -281,6 +284,7 @@ impl<'w> Evaluator<'w> {
             int8,
             outputs: out_m,
             samples,
+            invalid,
         } = parts;
         let names: HashMap<&str, &str> = self
             .ws
@@ -306,13 +310,14 @@ impl<'w> Evaluator<'w> {
         let max_drop = self.set.config.max_drop;
         let threshold = self.set.config.threshold(self.fp32_metric);
         EvalReport {
+            invalid: invalid.clone(),
             metric: self.set.config.metric,
             fp32: self.fp32_metric,
             int8,
             delta: int8 - self.fp32_metric,
             max_drop,
             // NaN compares false: a run with non-finite results never meets the target.
-            target_met: int8 >= threshold - 1e-12,
+            target_met: invalid.is_none() && int8 >= threshold - 1e-12,
             samples,
             output_cosine: out_m.cosine(),
             output_sqnr_db: out_m.sqnr_db(),
@@ -328,6 +333,52 @@ struct ReportParts {
     /// Moments of the outputs against FP32.
     outputs: Moments,
     samples: usize,
+    /// Why the metric is invalid (non-finite outputs), if it is.
+    invalid: Option<String>,
+}
+
+impl Evaluator<'_> {
+    /// Why a run's metric is invalid: NaN or ±Inf in its outputs (or FP32's), naming the
+    /// first layer (in graph order) whose output held them. `None` when all are finite.
+    fn nonfinite(
+        &self,
+        outputs: &[Vec<Tensor>],
+        layer_values: &[(ValueId, ValueId)],
+        totals: &[Moments],
+    ) -> Option<String> {
+        let count = |o: &[Vec<Tensor>]| -> usize {
+            o.iter()
+                .flatten()
+                .filter_map(Tensor::as_f32)
+                .map(|a| a.iter().filter(|v| !v.is_finite()).count())
+                .sum()
+        };
+        let (fp32, int8) = (count(&self.fp32_outputs), count(outputs));
+        if fp32 + int8 == 0 {
+            return None;
+        }
+        let first = layer_values
+            .iter()
+            .zip(totals)
+            .find(|(_, m)| !(m.xx.is_finite() && m.yy.is_finite()))
+            .map(|((f, _), _)| {
+                let out = self.ws.graph.value_name(*f);
+                let name = self
+                    .ws
+                    .layers
+                    .iter()
+                    .find(|l| l.info.output == out)
+                    .map_or(out, |l| l.info.name.as_str());
+                format!(
+                    "; the first layer whose output held them is `{}`",
+                    crate::util::text::escape_control(name)
+                )
+            })
+            .unwrap_or_default();
+        Some(format!(
+            "the outputs hold NaN or ±Inf ({int8} value(s) in this run, {fp32} in FP32){first}: the metric is not valid"
+        ))
+    }
 }
 
 /// All outputs of all samples, in order.

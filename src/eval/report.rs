@@ -45,6 +45,10 @@ pub struct EvalReport {
     pub layers: Vec<LayerFidelity>,
     #[serde(with = "crate::serde_num::f64_any")]
     pub seconds: f64,
+    /// Why the metric is not valid (outputs holding NaN or ±Inf, with the first layer that
+    /// produced them); such an evaluation never meets the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
 }
 
 impl EvalReport {

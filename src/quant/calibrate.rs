@@ -69,10 +69,13 @@ pub fn collect_range(
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let workers = rayon::current_num_threads().min(count.max(1));
-    let partials: Vec<Result<(Vec<Collector>, usize), QuantError>> = (0..workers)
+    type Partial = (Vec<Collector>, usize, Vec<Option<usize>>);
+    let partials: Vec<Result<Partial, QuantError>> = (0..workers)
         .into_par_iter()
         .map(|_| {
             let mut cols: Vec<Collector> = targets.iter().map(|_| Collector::new()).collect();
+            // Per target: the first sample (by index) in which it held NaN or ±Inf.
+            let mut first_bad: Vec<Option<usize>> = vec![None; targets.len()];
             let mut n = 0;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -83,12 +86,19 @@ pub fn collect_range(
                 let inputs = data
                     .load(i)
                     .map_err(|e| QuantError::Invalid(e.to_string()))?;
+                let mut observe = |t: usize, value: &Tensor, cols: &mut Vec<Collector>| {
+                    let before = nonfinite(&cols[t]);
+                    update(&mut cols[t], value);
+                    if nonfinite(&cols[t]) > before {
+                        first_bad[t] = Some(first_bad[t].map_or(i, |f| f.min(i)));
+                    }
+                };
                 for &(k, t) in &input_targets {
-                    update(&mut cols[t], &inputs[k]);
+                    observe(t, &inputs[k], &mut cols);
                 }
                 plan.run_observed(inputs, &mut |v, t| {
                     if let Some(&idx) = is_target.get(&v) {
-                        update(&mut cols[idx], t);
+                        observe(idx, t, &mut cols);
                     }
                 })
                 .map_err(|e| {
@@ -97,18 +107,26 @@ pub fn collect_range(
                 n += 1;
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1);
             }
-            Ok((cols, n))
+            Ok((cols, n, first_bad))
         })
         .collect();
     let mut merged: Vec<Collector> = targets.iter().map(|_| Collector::new()).collect();
+    let mut first_bad: Vec<Option<usize>> = vec![None; targets.len()];
     let mut samples = 0;
     for p in partials {
-        let (cols, n) = p?;
+        let (cols, n, bad) = p?;
         for (m, c) in merged.iter_mut().zip(&cols) {
             m.merge(c).map_err(|e| QuantError::Invalid(e.to_string()))?;
         }
+        for (f, b) in first_bad.iter_mut().zip(bad) {
+            *f = match (*f, b) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+        }
         samples += n;
     }
+    check_finite(graph, data, targets, &merged, &first_bad)?;
     let collectors = targets
         .iter()
         .zip(merged)
@@ -144,6 +162,36 @@ impl Stats {
             .map(|(n, c)| (n.clone(), DisplayHistogram::from_collector(c, DISPLAY_BINS)))
             .collect()
     }
+}
+
+fn nonfinite(c: &Collector) -> u64 {
+    c.nan_count() + c.inf_count()
+}
+
+/// Fails on the first activation (in graph order) holding more NaN/±Inf values than the
+/// data allows (`max_nonfinite`), naming it, its counts and the first sample that had them.
+fn check_finite(
+    graph: &Graph,
+    data: &Dataset,
+    targets: &[ValueId],
+    cols: &[Collector],
+    first_bad: &[Option<usize>],
+) -> Result<(), QuantError> {
+    for ((v, c), first) in targets.iter().zip(cols).zip(first_bad) {
+        if nonfinite(c) <= data.nonfinite_limit {
+            continue;
+        }
+        let sample = first.map(|i| data.sample_name(i)).unwrap_or_default();
+        return Err(QuantError::Invalid(format!(
+            "calibration: activation `{}` holds {} NaN and {} ±Inf values (max_nonfinite: {}); the first came with sample {}: check the data, or raise max_nonfinite to calibrate on the finite values alone",
+            crate::util::text::escape_control(graph.value_name(*v)),
+            c.nan_count(),
+            c.inf_count(),
+            data.nonfinite_limit,
+            sample
+        )));
+    }
+    Ok(())
 }
 
 fn update(c: &mut Collector, t: &Tensor) {

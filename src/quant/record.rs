@@ -83,6 +83,64 @@ impl ParamsRecord {
                 path.display()
             )));
         }
+        self.check_values()
+            .map_err(|msg| QuantError::Invalid(format!("{}: {msg}", path.display())))
+    }
+
+    /// Refuses parameters no calibration produces (a hand-edited record): scales that are
+    /// not finite and positive, offsets outside the algorithm's range, and names of
+    /// activations or weights that belong to no layer.
+    pub fn check_values(&self) -> Result<(), String> {
+        let p = &self.plan;
+        let e = crate::util::text::escape_control;
+        for (name, a) in &p.activations {
+            if !p.layers.iter().any(|l| l.activations.contains(name)) {
+                return Err(format!(
+                    "plan.activations: `{}` is the input of no layer of the model",
+                    e(name)
+                ));
+            }
+            if !(a.scale.is_finite() && a.scale >= f32::MIN_POSITIVE) {
+                return Err(format!(
+                    "plan.activations.{}.scale = {}; allowed: a finite number > 0",
+                    e(name),
+                    a.scale
+                ));
+            }
+            let (lo, hi) = match a.algo {
+                crate::calib::QuantizeAlgo::HalfOffset => (-255, 0),
+                crate::calib::QuantizeAlgo::NonOffset => (0, 0),
+            };
+            if !(lo..=hi).contains(&a.offset) {
+                return Err(format!(
+                    "plan.activations.{}.offset = {}; allowed for {}: {lo}..={hi}",
+                    e(name),
+                    a.offset,
+                    a.algo
+                ));
+            }
+        }
+        for (name, w) in &p.weights {
+            if p.layer(name).is_none() {
+                return Err(format!(
+                    "plan.weights: `{}` is no layer of the model",
+                    e(name)
+                ));
+            }
+            if w.scales.is_empty() {
+                return Err(format!("plan.weights.{}.scales is empty", e(name)));
+            }
+            if let Some(s) = w
+                .scales
+                .iter()
+                .find(|s| !(s.is_finite() && **s >= f32::MIN_POSITIVE))
+            {
+                return Err(format!(
+                    "plan.weights.{}.scales holds {s}; allowed: finite numbers > 0",
+                    e(name)
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -153,6 +153,7 @@ mod tests {
                     output_sqnr_db: 30.0,
                     layers: vec![],
                     seconds: 0.0,
+                    invalid: None,
                 },
                 rerun: RerunStats::default(),
                 scores: Vec::new(),

@@ -135,6 +135,7 @@ fn report(rng: &mut Rng, layers: &[LayerInfo], exclude: &[String], int8: f64) ->
             })
             .collect(),
         seconds: 1.8,
+        invalid: None,
     }
 }
 

@@ -47,6 +47,11 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            // A worker's panic is caught and shown in the UI (worker::spawn); restoring
+            // the terminal then would leave the UI running deaf to its keys.
+            if std::thread::current().name() == Some(super::worker::THREAD_NAME) {
+                return;
+            }
             restore();
             previous(info);
         }));

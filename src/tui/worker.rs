@@ -77,17 +77,35 @@ impl WorkerHandle {
     }
 }
 
+/// The worker thread's name (the panic hook leaves the terminal alone for it).
+pub const THREAD_NAME: &str = "qtune-worker";
+
 /// Starts a worker reporting into `events`.
 pub fn spawn(start: Start, events: Sender<Event>) -> WorkerHandle {
     let (tx, rx) = channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
     let join = std::thread::Builder::new()
-        .name("qtune-worker".into())
+        .name(THREAD_NAME.into())
         .spawn(move || {
             let out = Out::new(events);
-            if let Err(e) = work(start, &rx, flag, &out) {
-                out.send(JobEvent::Error(one_line(&e)));
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                work(start, &rx, flag, &out)
+            }));
+            match run {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => out.send(JobEvent::Error(one_line(&e))),
+                Err(p) => {
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    out.send(JobEvent::Error(format!(
+                        "the worker stopped on an internal error ({}); the session holds what was saved; quit with q",
+                        crate::util::text::escape_control(&msg)
+                    )));
+                }
             }
             out.send(JobEvent::Exited);
         })

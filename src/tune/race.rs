@@ -7,7 +7,9 @@
 
 use crate::config::Metric;
 use crate::eval::SampleScore;
-use crate::eval::estimate::{max_final_gain, normal_quantile, paired_upper_bound, upper_bound};
+use crate::eval::estimate::{
+    max_final_gain, max_final_value, normal_quantile, paired_upper_bound, upper_bound,
+};
 use crate::session::{EvalId, Session, Stopped};
 
 /// What a candidate races against.
@@ -75,19 +77,28 @@ impl StopRule {
         if scores.len() < self.min_samples || scores.len() >= self.total {
             return false;
         }
+        // Per-sample metrics lie in [0, 1], which gives certain bounds: the candidate can
+        // gain at most what the best missed in the rest, and score at most 1 on each
+        // remaining sample. Statistical bounds (at the race's confidence) are used only
+        // where the per-sample values are continuous or the metric is a ratio: for 0/1
+        // values the normal approximation fails near the end of the set, where a few
+        // decisive samples can remain (a tied candidate was stopped that way in testing).
+        let statistical = !matches!(self.metric, Metric::Top1 | Metric::Top5 | Metric::Agreement);
         match &self.against {
             Against::Best { scores: best, .. } => {
-                // Two bounds, each valid on its own: the certain one (every per-sample metric
-                // — top-k, agreement, IoU — lies in [0, 1], so the candidate can gain at
-                // most what the best missed in the rest), and the paired statistical one at
-                // the race's confidence.
                 let certain = max_final_gain(scores, best, self.total).is_some_and(|g| g < 0.0);
                 certain
-                    || paired_upper_bound(self.metric, scores, best, self.total, self.z)
-                        .is_some_and(|ub| ub < 0.0)
+                    || (statistical
+                        && paired_upper_bound(self.metric, scores, best, self.total, self.z)
+                            .is_some_and(|ub| ub < 0.0))
             }
-            Against::Target(t) => upper_bound(self.metric, scores, self.total, self.z)
-                .is_some_and(|ub| ub < *t - 1e-12),
+            Against::Target(t) => {
+                let below = |ub: f64| ub < *t - 1e-12;
+                let certain = max_final_value(scores, self.total).is_some_and(below);
+                certain
+                    || (statistical
+                        && upper_bound(self.metric, scores, self.total, self.z).is_some_and(below))
+            }
         }
     }
 
