@@ -209,6 +209,7 @@ fn summary(
             "evaluations": r.evaluations_done,
             "total": r.evaluations_total,
             "duplicates": r.duplicates,
+            "stopped": s.evaluations().filter(|(_, e)| e.stage == r.stage && e.stopped.is_some()).count(),
             "seconds": r.seconds,
             "note": r.note,
             "best": r.best.map(eval_json),
