@@ -29,6 +29,9 @@ pub struct Workspace {
     pub qdq: QdqDecision,
     pub calib: Dataset,
     pub eval: Option<EvalSet>,
+    /// What the user should know about how the data was read (e.g. a size taken from the
+    /// images); the command line prints each on stderr.
+    pub notes: Vec<String>,
 }
 
 /// The evaluation data with its labels (when the metric needs them).
@@ -64,12 +67,13 @@ impl Workspace {
             .iter()
             .map(|i| g.value(*i).shape.as_ref().map_or(4, Vec::len))
             .collect();
-        let sources = config
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(k, ic)| source(ic, &ic.path, g, k).map_err(|e| in_config(&config, e)))
-            .collect::<Result<Vec<_>>>()?;
+        let mut seen = vec![None; g.inputs.len()];
+        let mut notes = Vec::new();
+        let mut sources = Vec::with_capacity(config.inputs.len());
+        for (k, ic) in config.inputs.iter().enumerate() {
+            let s = source(ic, &ic.path, g, k, &mut seen, &mut notes);
+            sources.push(s.map_err(|e| in_config(&config, e))?);
+        }
         let calib = Dataset {
             sources,
             ranks: ranks.clone(),
@@ -95,7 +99,14 @@ impl Workspace {
         let qdq = crate::quant::decide(&model.graph)?;
         let eval = match &config.evaluation {
             None => None,
-            Some(ec) => Some(eval_set(&config, ec, g, &ranks, class_count(&graph))?),
+            Some(ec) => Some(eval_set(
+                &config,
+                ec,
+                g,
+                &ranks,
+                class_count(&graph),
+                &mut seen,
+            )?),
         };
         Ok(Workspace {
             config,
@@ -106,6 +117,7 @@ impl Workspace {
             qdq,
             calib,
             eval,
+            notes,
         })
     }
 
@@ -176,6 +188,7 @@ fn eval_set(
     g: &Graph,
     ranks: &[usize],
     classes: Option<usize>,
+    seen: &mut [Option<(usize, usize)>],
 ) -> Result<EvalSet> {
     if ec.paths.len() != g.inputs.len() {
         return Err(Error::Usage(format!(
@@ -190,7 +203,9 @@ fn eval_set(
         .iter()
         .zip(&ec.paths)
         .enumerate()
-        .map(|(k, (ic, p))| source(ic, p, g, k))
+        .map(|(k, (ic, p))| {
+            source(ic, p, g, k, seen, &mut Vec::new()).map_err(|e| in_config(config, e))
+        })
         .collect::<Result<Vec<_>>>()?;
     let data = Dataset {
         sources,
@@ -248,20 +263,24 @@ fn in_config(config: &Config, e: Error) -> Error {
     }
 }
 
-/// The data source of model input `k` reading from `path`.
-fn source(ic: &InputConfig, path: &Path, g: &Graph, k: usize) -> Result<Source> {
+/// The data source of model input `k` reading from `path`. `seen` is the (H, W) taken
+/// from the calibration images of each input when the model's are dynamic (set by the
+/// calibration set, checked by the evaluation set); `notes` says when that happened.
+fn source(
+    ic: &InputConfig,
+    path: &Path,
+    g: &Graph,
+    k: usize,
+    seen: &mut [Option<(usize, usize)>],
+    notes: &mut Vec<String>,
+) -> Result<Source> {
     Ok(match ic.input_type {
         InputType::Npy => Source::npy(path)?,
         InputType::Binary => Source::binary(path)?,
         InputType::Image => {
-            let size = match ic.size {
+            let size = match ic.size.or_else(|| model_hw(g, k)) {
                 Some(s) => s,
-                None => model_hw(g, k).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "input `{}` has a dynamic height or width: set preprocess_parameter[{k}].size: [H, W]",
-                        g.value_name(g.inputs[k])
-                    ))
-                })?,
+                None => size_from_images(ic, path, g, k, seen, notes)?,
             };
             let pre = ImagePreprocess {
                 format: ic.image_format,
@@ -269,10 +288,76 @@ fn source(ic: &InputConfig, path: &Path, g: &Graph, k: usize) -> Result<Source> 
                 std: ic.std.clone(),
                 resize: ic.resize,
                 size,
+                short_side: ic.short_side,
             };
             Source::images(path, pre)?
         }
     })
+}
+
+/// The (H, W) of model input `k`, whose height or width is dynamic and not configured:
+/// the images' own size when they all agree (and agree with the calibration images).
+fn size_from_images(
+    ic: &InputConfig,
+    path: &Path,
+    g: &Graph,
+    k: usize,
+    seen: &mut [Option<(usize, usize)>],
+    notes: &mut Vec<String>,
+) -> Result<(usize, usize)> {
+    let name = g.value_name(g.inputs[k]);
+    let set_size = |why: String| {
+        Error::Usage(format!(
+            "input `{name}` has a dynamic height or width and {why}: set preprocess_parameter[{k}].size: [H, W]"
+        ))
+    };
+    if ic.resize != crate::data::image::ResizeMode::Stretch {
+        return Err(set_size(format!(
+            "`resize: {}` needs a target size",
+            ic.resize.as_str()
+        )));
+    }
+    let files = crate::data::dataset::image_files(path)?;
+    let mut first: Option<((usize, usize), &Path)> = None;
+    for f in &files {
+        let hw = crate::data::image::image_size(f)?;
+        match first {
+            None => first = Some((hw, f)),
+            Some((h0, f0)) if h0 != hw => {
+                return Err(set_size(format!(
+                    "the images differ in size ({} is {}×{}, {} is {}×{})",
+                    f0.display(),
+                    h0.0,
+                    h0.1,
+                    f.display(),
+                    hw.0,
+                    hw.1
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let Some(((h, w), _)) = first else {
+        return Err(set_size("there are no images".into()));
+    };
+    let slot = seen
+        .get_mut(k)
+        .ok_or_else(|| Error::Usage(format!("no input {k}")))?;
+    match *slot {
+        Some((h0, w0)) if (h0, w0) != (h, w) => Err(set_size(format!(
+            "the images of {} are {h}×{w}, the calibration images {h0}×{w0}",
+            path.display()
+        ))),
+        Some(_) => Ok((h, w)),
+        None => {
+            *slot = Some((h, w));
+            notes.push(format!(
+                "input `{name}`: the model's height and width are dynamic; {h}×{w} taken from the {} calibration image(s), which all have that size",
+                files.len()
+            ));
+            Ok((h, w))
+        }
+    }
 }
 
 /// (H, W) of an NCHW model input when both are fixed.

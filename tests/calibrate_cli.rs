@@ -211,3 +211,102 @@ fn params_of_another_model_are_refused() {
     ]);
     assert_bad_input(&out, &["another model"]);
 }
+
+/// The demo model's height and width are dynamic: without `size`, the images' own size
+/// is used when they all agree (and said on stderr); otherwise the error says why.
+#[test]
+fn a_dynamic_height_and_width_are_taken_from_images_that_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("same");
+    std::fs::create_dir(&same).unwrap();
+    for i in 0..3 {
+        std::fs::copy(
+            root().join("assets/demo/calib/0000.png"),
+            same.join(format!("{i}.png")),
+        )
+        .unwrap();
+    }
+    let entry = format!(
+        "  - input_file_path: {}\n    mean_value: [127.5]\n    standard_deviation: [127.5]\n",
+        same.display()
+    );
+    let out = qtune(&[
+        "calibrate",
+        "-c",
+        config(dir.path(), &entry).to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("note: input `x`: the model's height and width are dynamic")
+            && err.contains("taken from the 3 calibration image(s)"),
+        "{err}"
+    );
+
+    let mixed = root().join("tests/fixtures/preprocess");
+    let entry = format!("  - input_file_path: {}\n", mixed.display());
+    let out = qtune(&[
+        "calibrate",
+        "-c",
+        config(dir.path(), &entry).to_str().unwrap(),
+    ]);
+    assert_bad_input(
+        &out,
+        &["dynamic height or width", "differ in size", "size: [H, W]"],
+    );
+
+    let entry = format!(
+        "  - input_file_path: {}\n    resize: letterbox\n",
+        same.display()
+    );
+    let out = qtune(&[
+        "calibrate",
+        "-c",
+        config(dir.path(), &entry).to_str().unwrap(),
+    ]);
+    assert_bad_input(&out, &["`resize: letterbox` needs a target size"]);
+}
+
+#[test]
+fn crop_and_short_side_belong_to_the_short_side_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = root().join("tests/fixtures/preprocess");
+    for (extra, needles) in [
+        (
+            "    crop: [112, 112]\n",
+            &["c.yaml:", "crop", "only with `resize: short_side`"][..],
+        ),
+        (
+            "    resize: short_side\n    size: [112, 112]\n    crop: [96, 96]\n",
+            &["crop", "differs from `size`"][..],
+        ),
+        (
+            "    resize: short_side\n    short_side: 0\n    crop: [96, 96]\n",
+            &["short_side", "allowed: 1..=16384"][..],
+        ),
+    ] {
+        let entry = format!("  - input_file_path: {}\n{extra}", calib.display());
+        let out = qtune(&[
+            "calibrate",
+            "-c",
+            config(dir.path(), &entry).to_str().unwrap(),
+        ]);
+        assert_bad_input(&out, needles);
+    }
+    // The recipe itself runs (the demo takes any H×W).
+    let entry = format!(
+        "  - input_file_path: {}\n    resize: short_side\n    short_side: 56\n    crop: [48, 48]\n",
+        calib.display()
+    );
+    let out = qtune(&[
+        "calibrate",
+        "-c",
+        config(dir.path(), &entry).to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -30,7 +30,11 @@ pub fn open(config: &std::path::Path, model: Option<PathBuf>) -> Result<Workspac
     if let Some(m) = model {
         cfg.model = m;
     }
-    Ok(Workspace::open(cfg)?)
+    let ws = Workspace::open(cfg)?;
+    for n in &ws.notes {
+        eprintln!("note: {}", escape_control(n));
+    }
+    Ok(ws)
 }
 
 pub fn run(args: Args, model: Option<PathBuf>, quiet: bool) -> Result<u8> {

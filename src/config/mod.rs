@@ -46,8 +46,12 @@ pub struct InputConfig {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub resize: ResizeMode,
-    /// (H, W); `None` = take it from the model's input shape.
+    /// (H, W) of the tensor (with `resize: short_side`, the crop: `crop` or `size`);
+    /// `None` = the model's input shape, or the images' own size when the model's H and W
+    /// are dynamic and every image has the same size.
     pub size: Option<(usize, usize)>,
+    /// With `resize: short_side`: the short side after resizing (`None`: the crop's / 0.875).
+    pub short_side: Option<usize>,
 }
 
 /// The evaluation set and the accuracy target.

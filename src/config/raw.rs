@@ -136,6 +136,10 @@ pub struct RawInput {
     pub resize: Option<ResizeMode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<Vec<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_side: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crop: Option<Vec<u64>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

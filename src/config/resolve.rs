@@ -15,6 +15,8 @@ const NESTED_KEYS: &[&str] = &[
     "standard_deviation",
     "resize",
     "size",
+    "short_side",
+    "crop",
     "labels",
     "classes",
     "metric",
@@ -247,17 +249,60 @@ fn input_config(
             ),
         ));
     }
-    let size = match &r.size {
-        None => None,
+    let hw = |v: &Option<Vec<u64>>, name: &str| match v {
+        None => Ok(None),
         Some(v) if v.len() == 2 && v.iter().all(|&d| (1..=16384).contains(&d)) => {
-            Some((v[0] as usize, v[1] as usize))
+            Ok(Some((v[0] as usize, v[1] as usize)))
         }
+        Some(v) => Err(ctx.at(
+            &["preprocess_parameter", name],
+            format!(
+                "key `{}`: {v:?} is not allowed; allowed: [H, W] with 1..=16384 each",
+                key(name)
+            ),
+        )),
+    };
+    let resize = r.resize.unwrap_or(ResizeMode::Stretch);
+    let (size, crop) = (hw(&r.size, "size")?, hw(&r.crop, "crop")?);
+    let only_short_side = |name: &str| {
+        ctx.at(
+            &["preprocess_parameter", name],
+            format!(
+                "key `{}` applies only with `resize: short_side` (resize is {})",
+                key(name),
+                resize.as_str()
+            ),
+        )
+    };
+    if resize != ResizeMode::ShortSide {
+        if r.crop.is_some() {
+            return Err(only_short_side("crop"));
+        }
+        if r.short_side.is_some() {
+            return Err(only_short_side("short_side"));
+        }
+    }
+    let size = match (size, crop) {
+        (Some(s), Some(c)) if s != c => {
+            return Err(ctx.at(
+                &["preprocess_parameter", "crop"],
+                format!(
+                    "key `{}`: {c:?} differs from `size` {s:?}; with `resize: short_side` the tensor is the crop: give one of them",
+                    key("crop")
+                ),
+            ));
+        }
+        (s, c) => s.or(c),
+    };
+    let short_side = match r.short_side {
+        None => None,
+        Some(v) if (1..=16384).contains(&v) => Some(v as usize),
         Some(v) => {
             return Err(ctx.at(
-                &["preprocess_parameter", "size"],
+                &["preprocess_parameter", "short_side"],
                 format!(
-                    "key `{}`: {v:?} is not allowed; allowed: [H, W] with 1..=16384 each",
-                    key("size")
+                    "key `{}`: {v} is not allowed; allowed: 1..=16384",
+                    key("short_side")
                 ),
             ));
         }
@@ -268,8 +313,9 @@ fn input_config(
         image_format,
         mean,
         std,
-        resize: r.resize.unwrap_or(ResizeMode::Stretch),
+        resize,
         size,
+        short_side,
     })
 }
 

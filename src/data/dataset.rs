@@ -57,19 +57,24 @@ pub fn list_files(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, DataError> 
     Ok(files)
 }
 
+/// The image files of a folder (sorted by name), or the one image file `path` names.
+pub fn image_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
+    if path.is_dir() {
+        list_files(path, IMAGE_EXT)
+    } else if path.is_file() {
+        Ok(vec![path.to_path_buf()])
+    } else {
+        Err(DataError::File {
+            path: path.display().to_string(),
+            reason: "no such file or folder".into(),
+        })
+    }
+}
+
 impl Source {
     /// Images from a folder (or a single image file).
     pub fn images(path: &Path, preprocess: ImagePreprocess) -> Result<Source, DataError> {
-        let files = if path.is_dir() {
-            list_files(path, IMAGE_EXT)?
-        } else if path.is_file() {
-            vec![path.to_path_buf()]
-        } else {
-            return Err(DataError::File {
-                path: path.display().to_string(),
-                reason: "no such file or folder".into(),
-            });
-        };
+        let files = image_files(path)?;
         Ok(Source {
             kind: SourceKind::Images { files, preprocess },
         })
@@ -206,5 +211,6 @@ pub fn default_preprocess(channels: usize, size: (usize, usize)) -> ImagePreproc
         std: vec![1.0; channels],
         resize: ResizeMode::Stretch,
         size,
+        short_side: None,
     }
 }

@@ -36,6 +36,29 @@ pub enum ResizeMode {
     /// Scale to fit inside H×W keeping the aspect ratio, centred, padded with grey 114
     /// (before normalization), as YOLO-style detectors expect.
     Letterbox,
+    /// The ImageNet recipe of torchvision (`Resize(S)` then `CenterCrop((H, W))`): the short
+    /// side scaled to `short_side` (the long side to ⌊S·long/short⌋), then the centre H×W
+    /// cut out (offsets rounded half to even, as Python's `round`); an image smaller than
+    /// the crop is padded with pixel value 0 (before normalization), centred.
+    ShortSide,
+}
+
+impl ResizeMode {
+    /// The configuration's name of this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResizeMode::Stretch => "stretch",
+            ResizeMode::KeepRatioPad => "keep_ratio_pad",
+            ResizeMode::Letterbox => "letterbox",
+            ResizeMode::ShortSide => "short_side",
+        }
+    }
+}
+
+/// The short side `ShortSide` scales to when the configuration gives none: the crop's short
+/// side over 0.875 (224 → 256, the ImageNet ratio).
+pub fn default_short_side(size: (usize, usize)) -> usize {
+    (size.0.min(size.1) as f64 / 0.875).round() as usize
 }
 
 /// Everything needed to turn an image file into a `[1, C, H, W]` float32 tensor.
@@ -46,8 +69,10 @@ pub struct ImagePreprocess {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub resize: ResizeMode,
-    /// Target (H, W).
+    /// Target (H, W): the tensor's height and width (for `ShortSide`, the crop).
     pub size: (usize, usize),
+    /// For `ShortSide`: the short side after resizing (`default_short_side` when `None`).
+    pub short_side: Option<usize>,
 }
 
 /// The most pixels an image may have (8192 × 8192): larger ones are refused from their
@@ -112,6 +137,86 @@ fn decode(path: &Path, format: ImageFormat) -> Result<(usize, usize, Vec<u8>), D
     Ok((w, h, px))
 }
 
+/// The (height, width) of an image file, from its header (nothing is decoded).
+pub fn image_size(path: &Path) -> Result<(usize, usize), DataError> {
+    let bad = |reason: String| DataError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = crate::util::fs::read_input(path, crate::util::budget::limit())
+        .map_err(|e| bad(e.to_string()))?;
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(format!("cannot read it ({e})")))?
+        .into_dimensions()
+        .map_err(|e| {
+            bad(format!(
+                "not a readable PNG or JPEG image ({})",
+                one_line(&e.to_string())
+            ))
+        })?;
+    Ok((h as usize, w as usize))
+}
+
+/// Python's `round` (half to even) of a non-negative `x / 2`.
+fn half_round_even(x: usize) -> usize {
+    let q = x / 2;
+    if x % 2 == 1 && q % 2 == 1 { q + 1 } else { q }
+}
+
+/// Where the resized `nw×nh` image lands in the `tw×th` tensor: (source x, source y,
+/// destination x, destination y) of the copied region's top-left corner.
+fn placement(p: &ImagePreprocess, nw: usize, nh: usize) -> (usize, usize, usize, usize) {
+    let (th, tw) = p.size;
+    match p.resize {
+        ResizeMode::Letterbox => (0, 0, (tw - nw) / 2, (th - nh) / 2),
+        ResizeMode::ShortSide => {
+            // torchvision's CenterCrop: crop offsets round((n − t) / 2); pad (t − n) // 2.
+            let (sx, dx) = if nw >= tw {
+                (half_round_even(nw - tw), 0)
+            } else {
+                (0, (tw - nw) / 2)
+            };
+            let (sy, dy) = if nh >= th {
+                (half_round_even(nh - th), 0)
+            } else {
+                (0, (th - nh) / 2)
+            };
+            (sx, sy, dx, dy)
+        }
+        ResizeMode::Stretch | ResizeMode::KeepRatioPad => (0, 0, 0, 0),
+    }
+}
+
+/// The size (width, height) the image is resized to before it is placed, and the pixel
+/// value of the padding around it (`None`: zero after normalization).
+fn resized_size(p: &ImagePreprocess, w: usize, h: usize) -> (usize, usize, Option<f32>) {
+    let (th, tw) = p.size;
+    match p.resize {
+        ResizeMode::Stretch => (tw, th, None),
+        ResizeMode::KeepRatioPad => {
+            let nw = ((th as f64 * w as f64 / h as f64).ceil() as usize).clamp(1, tw);
+            (nw, th, None)
+        }
+        ResizeMode::Letterbox => {
+            let s = (th as f64 / h as f64).min(tw as f64 / w as f64);
+            let nw = ((w as f64 * s).round() as usize).clamp(1, tw);
+            let nh = ((h as f64 * s).round() as usize).clamp(1, th);
+            (nw, nh, Some(114.0))
+        }
+        ResizeMode::ShortSide => {
+            let short = p.short_side.unwrap_or_else(|| default_short_side(p.size));
+            // torchvision: the long side is int(short · long / short_in), truncated.
+            let (nw, nh) = if w <= h {
+                (short, (short as u64 * h as u64 / w as u64) as usize)
+            } else {
+                ((short as u64 * w as u64 / h as u64) as usize, short)
+            };
+            (nw.max(1), nh.max(1), Some(0.0))
+        }
+    }
+}
+
 /// Loads one image as a `[1, C, H, W]` float32 tensor.
 pub fn load_image(path: &Path, p: &ImagePreprocess) -> Result<Tensor, DataError> {
     let c = p.format.channels();
@@ -123,19 +228,14 @@ pub fn load_image(path: &Path, p: &ImagePreprocess) -> Result<Tensor, DataError>
     }
     let (w, h, px) = decode(path, p.format)?;
     let (th, tw) = p.size;
-    let (nw, nh, x0, y0, pad) = match p.resize {
-        ResizeMode::Stretch => (tw, th, 0, 0, None),
-        ResizeMode::KeepRatioPad => {
-            let nw = ((th as f64 * w as f64 / h as f64).ceil() as usize).clamp(1, tw);
-            (nw, th, 0, 0, Some(None))
-        }
-        ResizeMode::Letterbox => {
-            let s = (th as f64 / h as f64).min(tw as f64 / w as f64);
-            let nw = ((w as f64 * s).round() as usize).clamp(1, tw);
-            let nh = ((h as f64 * s).round() as usize).clamp(1, th);
-            (nw, nh, (tw - nw) / 2, (th - nh) / 2, Some(Some(114.0f32)))
-        }
-    };
+    let (nw, nh, pad) = resized_size(p, w, h);
+    let area = |a: usize, b: usize| (a as u64).saturating_mul(b as u64);
+    if area(nw, nh) > MAX_IMAGE_PIXELS {
+        return Err(DataError::File {
+            path: path.display().to_string(),
+            reason: format!("resized to {nw}×{nh} pixels, more than qtune handles"),
+        });
+    }
     let resized = resize_bilinear(&px, w, h, c, nw, nh);
     let mut out = crate::util::budget::try_vec(
         || format!("{}: the {c}×{th}×{tw} input tensor", path.display()),
@@ -144,16 +244,19 @@ pub fn load_image(path: &Path, p: &ImagePreprocess) -> Result<Tensor, DataError>
     )
     .map_err(|e| DataError::Config(e.to_string()))?;
     // Padding: zero after normalization, or a pixel value normalized like the image.
-    if let Some(Some(v)) = pad {
+    if let Some(v) = pad {
         for ch in 0..c {
             out[ch * th * tw..(ch + 1) * th * tw].fill((v - p.mean[ch]) / p.std[ch]);
         }
     }
-    for y in 0..nh {
-        for x in 0..nw {
+    let (sx, sy, dx, dy) = placement(p, nw, nh);
+    let (cw, ch_) = ((nw - sx).min(tw - dx), (nh - sy).min(th - dy));
+    for y in 0..ch_ {
+        for x in 0..cw {
+            let src = ((y + sy) * nw + x + sx) * c;
             for ch in 0..c {
-                let v = resized[(y * nw + x) * c + ch] as f32;
-                out[ch * th * tw + (y + y0) * tw + x + x0] = (v - p.mean[ch]) / p.std[ch];
+                let v = resized[src + ch] as f32;
+                out[ch * th * tw + (y + dy) * tw + x + dx] = (v - p.mean[ch]) / p.std[ch];
             }
         }
     }
