@@ -1,6 +1,8 @@
 //! qtune: post-training INT8 quantization of ONNX models, with a terminal UI.
 //!
 //! Dependencies point one way: `onnx → ir ← engine ← calib ← quant ← eval ← tune`.
+// Every `unsafe` block says why it is sound (`// SAFETY: …`).
+#![deny(clippy::undocumented_unsafe_blocks)]
 pub mod calib;
 pub mod config;
 pub mod data;

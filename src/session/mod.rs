@@ -1,6 +1,10 @@
 //! Sessions: the typed, validated record of a tuning run (session.rs and the records it
 //! holds), how results are ranked (order.rs), validation at load (validate.rs), and
 //! storage as a snapshot plus an append-only journal (store.rs).
+//!
+//! Loaded data is validated once, so nothing here may panic on it: no `unwrap`, no
+//! indexing (accessors return `Option`); tests may.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::indexing_slicing))]
 
 mod ids;
 pub mod order;

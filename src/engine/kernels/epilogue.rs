@@ -99,6 +99,7 @@ pub struct StoreBuf<'a> {
 // SAFETY: a `StoreBuf` is only written through `Chain::apply`, whose callers hand each
 // task disjoint offset ranges.
 unsafe impl Send for StoreBuf<'_> {}
+// SAFETY: as for `Send`: shared only by tasks that write disjoint ranges.
 unsafe impl Sync for StoreBuf<'_> {}
 
 impl<'a> StoreBuf<'a> {

@@ -260,6 +260,7 @@ fn measure_demo() {
     let cpu = || {
         // SAFETY: getrusage only writes the struct it is given.
         let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `u` is a valid, writable rusage.
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
         let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
         s(u.ru_utime) + s(u.ru_stime)

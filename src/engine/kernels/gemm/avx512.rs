@@ -24,6 +24,7 @@ pub(super) unsafe fn microkernel(kc: usize, a: *const f32, b: *const f32, t: &Ti
             match (t.mr, t.nr > 16) {
                 // SAFETY: the caller's contract, with R = t.mr and V covering t.nr.
                 $(($r, true) => unsafe { tile::<$r, 2>(kc, a, b, t) },
+                  // SAFETY: as above, one vector covering t.nr ≤ 16.
                   ($r, false) => unsafe { tile::<$r, 1>(kc, a, b, t) },)*
                 _ => {}
             }

@@ -174,6 +174,7 @@ impl<'a> Output<'a> {
 struct SendPtr(*mut f32);
 // SAFETY: the tasks that share this pointer write disjoint tiles of C.
 unsafe impl Send for SendPtr {}
+// SAFETY: as for `Send`: the sharing tasks write disjoint tiles.
 unsafe impl Sync for SendPtr {}
 
 /// `C = A · B + bias` for `n` columns of B on the microkernel of `isa` (an A packed for
