@@ -79,3 +79,87 @@ light! {
     light_vgg19 => "vgg19",
     light_zfnet512 => "zfnet512",
 }
+
+/// `shared/` (the models and references that are not committed): `QTUNE_SHARED`, else
+/// `../shared` beside the repository. `None` when neither exists.
+fn shared_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("QTUNE_SHARED") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    dir.join("reference").is_dir().then_some(dir)
+}
+
+/// The numbered files `{stem}_K.npy` (K = 0, 1, …), or `{stem}.npy` alone.
+fn numbered(dir: &Path, stem: &str) -> Vec<qtune::ir::Tensor> {
+    let single = dir.join(format!("{stem}.npy"));
+    if single.exists() {
+        return vec![read_npy(&single).unwrap()];
+    }
+    (0..)
+        .map(|k| dir.join(format!("{stem}_{k}.npy")))
+        .take_while(|p| p.exists())
+        .map(|p| read_npy(&p).unwrap())
+        .collect()
+}
+
+/// A model of `shared/models/extra` against its ONNX Runtime reference (every input and
+/// output), on every instruction set. Without `shared/` the test says so on stderr and
+/// passes, unless `QTUNE_REQUIRE_SHARED=1` makes that a failure.
+fn check_extra(model: &str) {
+    let Some(shared) = shared_dir() else {
+        assert!(
+            std::env::var_os("QTUNE_REQUIRE_SHARED").is_none(),
+            "QTUNE_REQUIRE_SHARED is set but shared/ is not found (set QTUNE_SHARED)"
+        );
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("{model}: shared/ not found (set QTUNE_SHARED); not checked\n").as_bytes(),
+        );
+        return;
+    };
+    let name = format!("extra-{model}");
+    let refs = shared.join("reference");
+    let inputs = numbered(&refs, &format!("{name}_input"));
+    let wants = numbered(&refs, &format!("{name}_output"));
+    assert!(
+        !inputs.is_empty() && !wants.is_empty(),
+        "{name}: no reference files"
+    );
+    let path = shared.join(format!("models/extra/{model}.onnx"));
+    for isa in Isa::supported() {
+        let options = PlanOptions {
+            isa: Some(isa),
+            ..PlanOptions::default()
+        };
+        let runner = Runner::with_options(load_model(&path).unwrap().graph, options).unwrap();
+        let gots = runner.run(inputs.clone()).unwrap();
+        assert_eq!(gots.len(), wants.len(), "{name}: output count");
+        for (k, (got, want)) in gots.iter().zip(&wants).enumerate() {
+            assert_eq!(got.shape(), want.shape(), "{name}: output {k} shape");
+            let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+            let scale = w.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let diff = g
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            eprintln!("{name} output {k} ({isa}): max |qtune - ORT| = {diff:.3e}");
+            assert!(
+                diff <= 1e-4 * scale,
+                "{name} output {k} ({isa}): max |qtune - ORT| = {diff:e} > {:e}",
+                1e-4 * scale
+            );
+        }
+    }
+}
+
+#[test]
+fn extra_ddddocr_crnn_lstm() {
+    check_extra("ddddocr-crnn");
+}
+
+#[test]
+fn extra_silero_vad_if() {
+    check_extra("silero-vad-op15");
+}

@@ -16,6 +16,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod quant;
+pub mod recurrent;
 pub mod reduce;
 pub mod resize;
 pub mod shape;
@@ -124,7 +125,7 @@ pub struct BuildCtx<'a> {
 pub type BuildFn = fn(&BuildCtx) -> OpResult<Box<dyn Op>>;
 
 /// All op families. Order does not matter; an op type appears once.
-fn families() -> [&'static [(&'static str, BuildFn)]; 10] {
+fn families() -> [&'static [(&'static str, BuildFn)]; 11] {
     [
         elementwise::OPS,
         binary::OPS,
@@ -136,6 +137,7 @@ fn families() -> [&'static [(&'static str, BuildFn)]; 10] {
         pool::OPS,
         conv::OPS,
         matmul::OPS,
+        recurrent::OPS,
     ]
 }
 
