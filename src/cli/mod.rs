@@ -79,6 +79,14 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<u8> {
     // An override naming no ISA, or one this CPU lacks, is refused before any work.
     qtune::engine::kernels::isa_from_env().context(qtune::engine::kernels::ISA_ENV)?;
+    if let Ok(v) = std::env::var(qtune::engine::INT8_ENV)
+        && qtune::engine::Int8Mode::parse(&v).is_none()
+    {
+        anyhow::bail!(
+            "{}: `{v}` is not one of float, int, auto",
+            qtune::engine::INT8_ENV
+        );
+    }
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n as usize)

@@ -8,5 +8,5 @@ pub mod runner;
 
 pub use analyze::{analyze, check_supported, fold_constants, prepare, unsupported_ops};
 pub use error::{EngineError, EngineResult};
-pub use plan::{Plan, PlanOptions};
+pub use plan::{INT8_ENV, Int8Mode, Plan, PlanOptions};
 pub use runner::Runner;

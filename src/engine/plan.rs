@@ -11,6 +11,9 @@ use super::error::{EngineError, EngineResult};
 use super::kernels::{Isa, with_isa};
 use super::ops::quant::fuse_qdq;
 use super::ops::{BuildCtx, Op};
+pub use int8::{INT8_ENV, Int8Mode};
+
+mod int8;
 
 /// One node to run.
 #[derive(Debug)]
@@ -50,6 +53,8 @@ pub struct Plan {
     fp16: bool,
     /// The instruction set the plan's kernels were built for and run with.
     isa: Isa,
+    /// The steps that run on integer kernels (quantized layers, `int8`).
+    integer_steps: Vec<String>,
 }
 
 /// Options of a plan.
@@ -63,6 +68,9 @@ pub struct PlanOptions {
     /// The instruction set of the kernels (default: the process default, `QTUNE_ISA` or
     /// the best the CPU has). One the CPU lacks is an error.
     pub isa: Option<Isa>,
+    /// Whether quantized layers run on integer kernels (default: `QTUNE_INT8`, else
+    /// `Int8Mode::Auto`).
+    pub int8: Option<Int8Mode>,
 }
 
 /// Rounds every element of a float32 tensor to the nearest float16 value.
@@ -193,10 +201,15 @@ impl Plan {
             names: graph.values.iter().map(|v| v.name.clone()).collect(),
             fp16: options.fp16,
             isa,
+            integer_steps: Vec::new(),
         };
         plan.prune_dead_steps();
         if !options.keep_qdq {
             plan.fuse_qdq(graph);
+        }
+        let mode = options.int8.unwrap_or_else(Int8Mode::from_env);
+        if let Some(kernel) = mode.kernel(isa).filter(|_| !options.fp16) {
+            plan.integer_steps = plan.fuse_int8(graph, kernel);
         }
         plan.compute_frees();
         Ok(plan)
@@ -302,6 +315,11 @@ impl Plan {
                 self.steps[*i].frees.push(ValueId(v));
             }
         }
+    }
+
+    /// The names of the steps that run on integer kernels (empty on the float path).
+    pub fn integer_steps(&self) -> &[String] {
+        &self.integer_steps
     }
 
     /// The instruction set the plan's kernels use.

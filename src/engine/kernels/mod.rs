@@ -2,7 +2,8 @@
 //! dispatches to at run time (`isa`): the packed GEMM (`gemm`), im2col packers
 //! (`im2col`), direct depthwise convolution (`depthwise`), fused element-wise
 //! epilogues (`epilogue`), the element-wise loop helpers (`loops`) and the
-//! transcendental functions they use (`math`). Ops call kernels; kernels never call ops.
+//! transcendental functions they use (`math`), and the integer GEMM of quantized layers
+//! (`qgemm`). Ops call kernels; kernels never call ops.
 
 pub mod depthwise;
 pub mod epilogue;
@@ -11,6 +12,7 @@ pub mod im2col;
 pub mod isa;
 pub mod loops;
 pub mod math;
+pub mod qgemm;
 pub mod window;
 
 pub use isa::{ISA_ENV, Isa, IsaError, cpu_features, default_isa, isa_from_env, with_isa};

@@ -12,6 +12,7 @@
 
 mod compute;
 mod geometry;
+pub mod int8;
 #[cfg(test)]
 mod tests;
 mod transpose;
@@ -115,26 +116,35 @@ pub struct Conv {
 impl Conv {
     /// Output shape and geometry from the shapes of X and W.
     fn geometry(&self, xs: &[usize], ws: &[usize]) -> OpResult<(Vec<usize>, Geometry)> {
-        let c = xs[1];
-        let group = self.attrs.group;
-        if ws[1] * group != c {
-            return Err(OpError::Invalid(format!(
-                "X has {c} channels but W {:?} with group {group} expects {}",
-                ws,
-                ws[1] * group
-            )));
-        }
-        if !ws[0].is_multiple_of(group) {
-            return Err(OpError::Input {
-                index: 1,
-                msg: format!("{} output channels do not split into {group} groups", ws[0]),
-            });
-        }
-        let g = self.attrs.conv(&xs[2..], &ws[2..])?;
-        let mut out = vec![xs[0], ws[0]];
-        out.extend(&g.output);
-        Ok((out, g))
+        conv_geometry(&self.attrs, xs, ws)
     }
+}
+
+/// Output shape and geometry of a Conv with `attrs` from the shapes of X and W.
+fn conv_geometry(
+    attrs: &ConvAttrs,
+    xs: &[usize],
+    ws: &[usize],
+) -> OpResult<(Vec<usize>, Geometry)> {
+    let c = xs[1];
+    let group = attrs.group;
+    if ws[1] * group != c {
+        return Err(OpError::Invalid(format!(
+            "X has {c} channels but W {:?} with group {group} expects {}",
+            ws,
+            ws[1] * group
+        )));
+    }
+    if !ws[0].is_multiple_of(group) {
+        return Err(OpError::Input {
+            index: 1,
+            msg: format!("{} output channels do not split into {group} groups", ws[0]),
+        });
+    }
+    let g = attrs.conv(&xs[2..], &ws[2..])?;
+    let mut out = vec![xs[0], ws[0]];
+    out.extend(&g.output);
+    Ok((out, g))
 }
 
 fn check_bias(b: Option<&Facts>, m: usize) -> OpResult<()> {
