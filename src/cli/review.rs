@@ -9,10 +9,18 @@ use qtune::tui::{App, Theme, run};
 pub struct Args {
     /// The session file.
     pub session: PathBuf,
+    /// Print a Markdown summary (stages, best result, blacklists, worst layers) instead of
+    /// opening the UI; also what a non-terminal or `TERM=dumb` gets.
+    #[arg(long)]
+    pub print: bool,
 }
 
 pub fn run(a: Args, ascii: bool) -> Result<u8> {
     let session = qtune::session::load(&a.session)?;
+    if a.print || super::tui::no_ansi_terminal().is_some() {
+        print!("{}", qtune::session::summary::markdown(&session));
+        return Ok(0);
+    }
     let mut app = App::new(session, Theme::from_env(ascii));
     app.review = true;
     app.session_path = Some(a.session.clone());

@@ -29,12 +29,50 @@ pub fn run(a: Args, model: Option<PathBuf>, ascii: bool) -> Result<u8> {
         let stem = a.config.file_stem().unwrap_or_default().to_string_lossy();
         PathBuf::from(format!("{stem}.session.json"))
     });
+    if let Some(why) = no_ansi_terminal() {
+        // what the UI would show first, as text: stage 1's evaluation (or the session's
+        // current result), the same as `qtune eval`
+        let resume = session.exists();
+        eprintln!(
+            "qtune tui: {why}; headless instead: `qtune eval -c {}{}`",
+            a.config.display(),
+            if resume {
+                format!(" --session {}", session.display())
+            } else {
+                String::new()
+            }
+        );
+        return super::eval::run(
+            super::eval::Args {
+                config: a.config,
+                params: None,
+                session: resume.then_some(session),
+                json: false,
+                dump_outputs: None,
+            },
+            None,
+            false,
+        );
+    }
     open(&a.config, &session, ascii)
+}
+
+/// Why the full-screen UI cannot run here (stdin or stdout not a terminal, `TERM=dumb`
+/// or unset): then the headless output is printed instead of escapes.
+pub fn no_ansi_terminal() -> Option<&'static str> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Some("stdin or stdout is not a terminal");
+    }
+    match std::env::var("TERM").ok().as_deref() {
+        Some("dumb") => Some("TERM=dumb cannot show the full-screen UI"),
+        None | Some("") => Some("TERM is not set"),
+        _ => None,
+    }
 }
 
 /// `qtune` with no arguments.
 pub fn demo(quiet: bool, ascii: bool) -> Result<u8> {
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+    if no_ansi_terminal().is_some() {
         return super::demo::run(quiet);
     }
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default.yaml");

@@ -14,6 +14,7 @@ mod record;
 mod session;
 mod stage;
 pub mod store;
+pub mod summary;
 mod validate;
 
 pub use ids::{EvalId, SettingId};

@@ -22,6 +22,8 @@ use crate::session::{Session, StageId, StageState};
 pub enum Command {
     RunStage(StageId),
     Toggle(String),
+    /// Make this evaluation the current state.
+    Adopt(crate::session::EvalId),
     Save,
     /// Cancel the job in flight (and drop the queued ones).
     Cancel,
@@ -62,7 +64,11 @@ impl Tab {
     }
     fn step(self, by: isize) -> Tab {
         let i = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) as isize;
-        Tab::ALL[(i + by).rem_euclid(Tab::ALL.len() as isize) as usize]
+        let n = Tab::ALL.len() as isize;
+        Tab::ALL
+            .get((i + by).rem_euclid(n) as usize)
+            .copied()
+            .unwrap_or(Tab::Layers)
     }
 }
 
@@ -75,6 +81,20 @@ pub struct Job {
     pub phase: Option<(Phase, usize, usize, Instant)>,
     /// The running estimate of the evaluation in flight (not a result until final).
     pub estimate: Option<crate::eval::Estimate>,
+    /// A stage job: its evaluations done when this run first reported, and when (the
+    /// ETA counts only what this run did, so it is right after a resume).
+    pub baseline: Option<(usize, Instant)>,
+}
+
+/// What a yes/no question is about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Confirm {
+    /// Quit with work in flight.
+    Quit,
+    /// Cancel the job in flight.
+    Cancel,
+    /// Adopt this evaluation, replacing a current state that was the user's work.
+    Adopt(crate::session::EvalId),
 }
 
 /// A toggle and what its re-evaluation gave.
@@ -133,6 +153,12 @@ pub struct App {
     pub all_curves: bool,
     /// Index into `StageId::ALL` of the stage in view.
     pub stage_cursor: usize,
+    /// The evaluation the panels show instead of the current state (`None`: current).
+    pub viewing: Option<crate::session::EvalId>,
+    /// The question asked in `Mode::Confirm`.
+    pub confirm: Option<Confirm>,
+    /// First row of the help overlay on screen.
+    pub help_scroll: usize,
     pub job: Option<Job>,
     /// Jobs sent but not started yet.
     pub queued: Vec<JobKind>,
@@ -168,6 +194,9 @@ impl App {
             log_scale: true,
             all_curves: false,
             stage_cursor: 0,
+            viewing: None,
+            confirm: None,
+            help_scroll: 0,
             job: None,
             queued: Vec::new(),
             live: None,
@@ -201,7 +230,13 @@ impl App {
 
     /// Rebuilds the rows, keeping the selected layer selected.
     pub fn refresh(&mut self) {
-        self.rows = model::build_rows(&self.session, &self.filter, self.sort);
+        if self
+            .viewing
+            .is_some_and(|i| self.session.evaluation(i).is_none())
+        {
+            self.viewing = None;
+        }
+        self.rows = model::build_rows(&self.session, self.viewing, &self.filter, self.sort);
         let pos = self
             .selected
             .as_ref()
@@ -216,24 +251,24 @@ impl App {
         }
         let last = self.rows.len() as isize - 1;
         self.cursor = to.clamp(0, last) as usize;
-        self.selected = Some(self.rows[self.cursor].name.clone());
+        self.selected = self.rows.get(self.cursor).map(|r| r.name.clone());
     }
 
-    fn say(&mut self, text: impl Into<String>) {
+    pub(super) fn say(&mut self, text: impl Into<String>) {
         self.message = Some(Message {
             text: text.into(),
             error: false,
         });
     }
 
-    fn error(&mut self, text: impl Into<String>) {
+    pub(super) fn error(&mut self, text: impl Into<String>) {
         self.message = Some(Message {
             text: text.into(),
             error: true,
         });
     }
 
-    fn read_only(&mut self) {
+    pub(super) fn read_only(&mut self) {
         let hint = self
             .resume_hint()
             .map_or(String::new(), |h| format!("; resume: {h}"));
@@ -265,30 +300,43 @@ impl App {
 
     /// Handles one key press; returns what the worker must do.
     pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let review = self.review;
         match self.mode {
             Mode::Editor => self.editor_key(key),
             Mode::Filter => self.filter_key(key),
             Mode::Help => {
-                if lookup(Mode::Help, &key) == Some(Action::HelpClose) {
-                    self.mode = Mode::Normal;
+                match lookup(Mode::Help, &key, review) {
+                    Some(Action::HelpClose) => {
+                        self.mode = Mode::Normal;
+                        self.help_scroll = 0;
+                    }
+                    Some(Action::HelpUp) => self.help_scroll = self.help_scroll.saturating_sub(1),
+                    Some(Action::HelpDown) => self.help_scroll += 1,
+                    _ => {}
                 }
                 vec![]
             }
-            Mode::ConfirmQuit => match lookup(Mode::ConfirmQuit, &key) {
+            Mode::Confirm => match lookup(Mode::Confirm, &key, review) {
                 Some(Action::ConfirmYes) => {
-                    self.quit = true;
-                    vec![Command::Quit]
+                    self.mode = Mode::Normal;
+                    self.confirmed()
                 }
                 Some(Action::ConfirmNo) => {
                     self.mode = Mode::Normal;
+                    self.confirm = None;
                     vec![]
                 }
                 _ => vec![],
             },
-            Mode::Normal => match lookup(Mode::Normal, &key) {
+            Mode::Normal => match lookup(Mode::Normal, &key, review) {
                 Some(a) => {
                     self.message = self.message.take().filter(|m| m.error);
                     self.act(a)
+                }
+                // a live-only key in review: say why nothing happens
+                None if review && lookup(Mode::Normal, &key, false).is_some() => {
+                    self.read_only();
+                    vec![]
                 }
                 None => vec![],
             },
@@ -306,17 +354,12 @@ impl App {
             Action::Top => self.move_cursor(0),
             Action::Bottom => self.move_cursor(isize::MAX / 2),
             Action::Toggle => return self.toggle(),
-            Action::Cancel => {
-                if self.busy() {
-                    self.say("cancelling…");
-                    return vec![Command::Cancel];
-                }
-                if !self.filter.is_empty() {
-                    self.filter.clear();
-                    self.refresh();
-                }
-                self.message = None;
-            }
+            Action::CancelJob => self.ask_cancel(),
+            Action::Back => self.back(),
+            Action::View => self.view_stage(),
+            Action::PrevEval => self.step_eval(-1),
+            Action::NextEval => self.step_eval(1),
+            Action::Adopt => return self.adopt(),
             Action::NextStage => return self.next_stage(),
             Action::PrevStage => self.stage_cursor = self.stage_cursor.saturating_sub(1),
             Action::Edit => self.open_editor(),
@@ -330,7 +373,7 @@ impl App {
             Action::Help => self.mode = Mode::Help,
             Action::Quit => {
                 if self.unsaved() {
-                    self.mode = Mode::ConfirmQuit;
+                    self.ask(Confirm::Quit);
                 } else {
                     self.quit = true;
                     return vec![Command::Quit];
@@ -359,9 +402,15 @@ impl App {
         let Some(name) = self.selected_row().map(|r| r.name.clone()) else {
             return vec![];
         };
+        if let Some(v) = self.viewing {
+            self.say(format!(
+                "viewing {v}: space toggles the current state; Esc returns to it, a adopts {v}"
+            ));
+            return vec![];
+        }
         if self.busy() {
             self.say(format!(
-                "{name}: queued after the job in flight (Esc cancels)"
+                "{name}: queued after the job in flight (x cancels both)"
             ));
         }
         self.queued.push(JobKind::Toggle(name.clone()));
@@ -370,7 +419,7 @@ impl App {
 
     fn next_stage(&mut self) -> Vec<Command> {
         // the stage in view was interrupted (cancel, kill): n resumes it
-        let here = StageId::ALL[self.stage_cursor.min(StageId::ALL.len() - 1)];
+        let here = self.marked_stage();
         if !self.review
             && !self.busy()
             && model::stage_state(&self.session, here) == StageState::Running
@@ -379,6 +428,7 @@ impl App {
             return vec![Command::RunStage(here)];
         }
         let Some(&stage) = StageId::ALL.get(self.stage_cursor + 1) else {
+            self.say("stage 8 is the flow's last: the flow has finished (v views results)");
             return vec![];
         };
         self.stage_cursor += 1;
@@ -418,7 +468,7 @@ impl App {
     }
 
     fn editor_key(&mut self, key: KeyEvent) -> Vec<Command> {
-        match lookup(Mode::Editor, &key) {
+        match lookup(Mode::Editor, &key, self.review) {
             Some(Action::EditorClose) => {
                 self.editor = None;
                 self.mode = Mode::Normal;
@@ -477,7 +527,7 @@ impl App {
     }
 
     fn filter_key(&mut self, key: KeyEvent) -> Vec<Command> {
-        match lookup(Mode::Filter, &key) {
+        match lookup(Mode::Filter, &key, self.review) {
             Some(Action::FilterAccept) => self.mode = Mode::Normal,
             Some(Action::FilterClear) => {
                 self.filter.clear();
@@ -510,10 +560,18 @@ impl App {
                     started: self.now,
                     phase: None,
                     estimate: None,
+                    baseline: None,
                 });
             }
             JobEvent::Snapshot(s) => {
                 self.session = *s;
+                let now = self.now;
+                if let Some(job) = self.job.as_mut()
+                    && job.baseline.is_none()
+                    && let JobKind::Stage(st) = job.kind
+                {
+                    job.baseline = Some((self.session.stage(st).evaluations_done, now));
+                }
                 if let Some((n, _)) = &self.live
                     && self.session.histograms.contains_key(n)
                 {
@@ -568,35 +626,44 @@ impl App {
                 });
             }
             JobEvent::Saved(p) => self.say(format!("saved {}", p.display())),
-            JobEvent::FlowFinished { result, adopted } => {
-                let what =
-                    result.map_or("no INT8 result".to_string(), |r| self.session.describe(r));
-                self.say(if adopted {
-                    format!("flow finished: {what} is now the current state")
-                } else {
-                    format!("flow finished with {what}; your current state was kept (it changed during the run)")
-                });
-            }
+            JobEvent::FlowFinished { result, adopted } => self.flow_finished(result, adopted),
             JobEvent::Finished(kind) => {
                 self.job = None;
-                if let JobKind::Stage(s) = kind {
-                    let state = model::stage_state(&self.session, s);
-                    self.say(format!("stage {} done: {}", s.step(), state_word(state)));
+                match kind {
+                    JobKind::Stage(s) => {
+                        let state = model::stage_state(&self.session, s);
+                        // the flow's last word stays when this stage ended it
+                        if !self
+                            .message
+                            .as_ref()
+                            .is_some_and(|m| m.text.starts_with("flow"))
+                        {
+                            self.say(format!("stage {} done: {}", s.step(), state_word(state)));
+                        }
+                    }
+                    JobKind::Adopt(i) => self.say(format!(
+                        "{i} is now the current state (export --session writes it)"
+                    )),
+                    _ => {}
                 }
             }
             JobEvent::Cancelled(kind) => {
                 self.job = None;
-                self.queued.clear();
-                self.say(format!("cancelled: {}", kind.label()));
+                let dropped = self.drop_queued();
+                self.say(format!("cancelled: {}{dropped}", kind.label()));
             }
+            // a job's error: the worker goes on with the queued jobs
             JobEvent::Error(e) => {
                 self.job = None;
-                self.queued.clear();
                 self.error(e);
             }
             JobEvent::Exited => {
                 self.job = None;
-                self.queued.clear();
+                let dropped = self.drop_queued();
+                if !dropped.is_empty() {
+                    let text = self.message.take().map_or(String::new(), |m| m.text);
+                    self.error(format!("{text}{dropped}"));
+                }
             }
         }
     }

@@ -51,6 +51,8 @@ pub enum JobKind {
     Load,
     Stage(StageId),
     Toggle(String),
+    /// Making an evaluation the current state.
+    Adopt(crate::session::EvalId),
 }
 
 impl JobKind {
@@ -59,6 +61,7 @@ impl JobKind {
             JobKind::Load => "loading the model and data".into(),
             JobKind::Stage(s) => format!("stage {} ({})", s.step(), s.title()),
             JobKind::Toggle(l) => format!("re-evaluating with {l} toggled"),
+            JobKind::Adopt(i) => format!("adopting {i}"),
         }
     }
 }

@@ -16,8 +16,28 @@ pub enum Mode {
     Editor,
     /// The help overlay.
     Help,
-    /// "Quit anyway?"
-    ConfirmQuit,
+    /// A yes/no question: quit while busy, cancel the job, adopt a result.
+    Confirm,
+}
+
+/// Where a binding works: everywhere, only with a worker (`qtune tui`), or only in
+/// `qtune review` (read-only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Both,
+    Live,
+    Review,
+}
+
+impl Scope {
+    /// Whether a binding of this scope works in review (`review`) or live.
+    pub fn applies(self, review: bool) -> bool {
+        match self {
+            Scope::Both => true,
+            Scope::Live => !review,
+            Scope::Review => review,
+        }
+    }
 }
 
 impl Mode {
@@ -27,7 +47,7 @@ impl Mode {
             Mode::Filter => "filter (after /)",
             Mode::Editor => "configuration editor",
             Mode::Help => "help",
-            Mode::ConfirmQuit => "quit?",
+            Mode::Confirm => "confirm",
         }
     }
 }
@@ -42,7 +62,16 @@ pub enum Action {
     Top,
     Bottom,
     Toggle,
-    Cancel,
+    /// Cancel the job in flight (asks first).
+    CancelJob,
+    /// Esc: stop viewing a result, else clear the filter, else the message.
+    Back,
+    /// View the marked stage's results in turn (best, then stage 7's blacklists).
+    View,
+    PrevEval,
+    NextEval,
+    /// Make the viewed result the current state (asks when that discards work).
+    Adopt,
     NextStage,
     PrevStage,
     Edit,
@@ -62,6 +91,8 @@ pub enum Action {
     ConfirmYes,
     ConfirmNo,
     HelpClose,
+    HelpUp,
+    HelpDown,
 }
 
 /// One key: a code and the modifiers that must be held (Shift is ignored for characters).
@@ -96,6 +127,8 @@ pub struct Binding {
     pub help: &'static str,
     /// The footer's word, for the main keys.
     pub footer: Option<&'static str>,
+    /// Where it works (help and footer list only what works where they are shown).
+    pub scope: Scope,
 }
 
 const fn b(
@@ -111,7 +144,13 @@ const fn b(
         action,
         help,
         footer,
+        scope: Scope::Both,
     }
+}
+
+/// A binding of `scope` only.
+const fn only(scope: Scope, bnd: Binding) -> Binding {
+    Binding { scope, ..bnd }
 }
 
 use Action as A;
@@ -161,41 +200,108 @@ pub const KEYMAP: &[Binding] = &[
         "last layer",
         None,
     ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c(' ')],
+            A::Toggle,
+            "exclude/include, re-evaluate",
+            Some("exclude"),
+        ),
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('x')],
+            A::CancelJob,
+            "cancel the job in flight (asks)",
+            Some("cancel"),
+        ),
+    ),
     b(
         M::Normal,
-        &[c(' ')],
-        A::Toggle,
-        "exclude/include, re-evaluate",
-        Some("exclude"),
+        &[c('v')],
+        A::View,
+        "view the marked stage's results",
+        Some("view"),
+    ),
+    b(
+        M::Normal,
+        &[c('[')],
+        A::PrevEval,
+        "view the previous evaluation",
+        None,
+    ),
+    b(
+        M::Normal,
+        &[c(']')],
+        A::NextEval,
+        "view the next evaluation",
+        None,
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('a')],
+            A::Adopt,
+            "adopt the viewed result (asks)",
+            Some("adopt"),
+        ),
     ),
     b(
         M::Normal,
         &[k(KeyCode::Esc)],
-        A::Cancel,
-        "cancel the job in flight",
-        Some("cancel"),
+        A::Back,
+        "back to current; clear filter",
+        None,
     ),
-    b(
-        M::Normal,
-        &[c('n')],
-        A::NextStage,
-        "next stage (runs it if new)",
-        Some("next stage"),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('n')],
+            A::NextStage,
+            "next stage (runs it if new)",
+            Some("next stage"),
+        ),
+    ),
+    only(
+        Scope::Review,
+        b(M::Normal, &[c('n')], A::NextStage, "next stage", None),
     ),
     b(M::Normal, &[c('p')], A::PrevStage, "previous stage", None),
-    b(
-        M::Normal,
-        &[c('e')],
-        A::Edit,
-        "edit the configuration",
-        Some("config"),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('e')],
+            A::Edit,
+            "edit the configuration",
+            Some("config"),
+        ),
     ),
-    b(
-        M::Normal,
-        &[c('s')],
-        A::Save,
-        "save (autosaves too)",
-        Some("save"),
+    only(
+        Scope::Review,
+        b(
+            M::Normal,
+            &[c('e')],
+            A::Edit,
+            "show the configuration",
+            Some("config"),
+        ),
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('s')],
+            A::Save,
+            "save (autosaves too)",
+            Some("save"),
+        ),
     ),
     b(
         M::Normal,
@@ -261,19 +367,29 @@ pub const KEYMAP: &[Binding] = &[
         "clear the filter",
         None,
     ),
-    b(
-        M::Editor,
-        &[ctrl('s')],
-        A::EditorApply,
-        "validate, apply, re-run",
-        None,
+    only(
+        Scope::Live,
+        b(
+            M::Editor,
+            &[ctrl('s')],
+            A::EditorApply,
+            "validate, apply, re-run",
+            None,
+        ),
     ),
-    b(
-        M::Editor,
-        &[k(KeyCode::Esc)],
-        A::EditorClose,
-        "close, do not apply",
-        None,
+    only(
+        Scope::Live,
+        b(
+            M::Editor,
+            &[k(KeyCode::Esc)],
+            A::EditorClose,
+            "close, do not apply",
+            None,
+        ),
+    ),
+    only(
+        Scope::Review,
+        b(M::Editor, &[k(KeyCode::Esc)], A::EditorClose, "close", None),
     ),
     b(
         M::Help,
@@ -282,24 +398,51 @@ pub const KEYMAP: &[Binding] = &[
         "close the help",
         None,
     ),
-    b(M::ConfirmQuit, &[c('y')], A::ConfirmYes, "quit", None),
     b(
-        M::ConfirmQuit,
-        &[c('n'), k(KeyCode::Esc)],
-        A::ConfirmNo,
-        "stay",
+        M::Help,
+        &[k(KeyCode::Up), c('k'), k(KeyCode::PageUp)],
+        A::HelpUp,
+        "scroll the help up",
         None,
+    ),
+    b(
+        M::Help,
+        &[k(KeyCode::Down), c('j'), k(KeyCode::PageDown)],
+        A::HelpDown,
+        "scroll the help down",
+        None,
+    ),
+    // review never asks: nothing runs and nothing changes
+    only(
+        Scope::Live,
+        b(
+            M::Confirm,
+            &[c('y')],
+            A::ConfirmYes,
+            "yes (quit, cancel, adopt)",
+            None,
+        ),
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Confirm,
+            &[c('n'), k(KeyCode::Esc)],
+            A::ConfirmNo,
+            "no",
+            None,
+        ),
     ),
 ];
 
-/// The action bound to `key` in `mode`.
-pub fn lookup(mode: Mode, key: &KeyEvent) -> Option<Action> {
+/// The action bound to `key` in `mode`, live (`review` false) or in review.
+pub fn lookup(mode: Mode, key: &KeyEvent, review: bool) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
         return None;
     }
     KEYMAP
         .iter()
-        .filter(|b| b.mode == mode)
+        .filter(|b| b.mode == mode && b.scope.applies(review))
         .find(|b| b.keys.iter().any(|k| matches(k, key)))
         .map(|b| b.action)
 }
@@ -345,41 +488,47 @@ pub fn keys_label(bnd: &Binding, theme: &Theme) -> String {
         .join("/")
 }
 
-/// The footer's entries: (keys, word), for the bindings that have a footer word. The
-/// select entry also names its upward keys (`j/k`).
-pub fn footer_entries(theme: &Theme) -> Vec<(String, &'static str)> {
+/// The footer's entries: (keys, word), for the bindings that have a footer word and work
+/// live (`review` false) or in review. The select entry also names its upward keys (`j/k`).
+pub fn footer_entries(theme: &Theme, review: bool) -> Vec<(String, &'static str)> {
     KEYMAP
         .iter()
+        .filter(|bnd| bnd.scope.applies(review))
         .filter_map(|bnd| {
             let word = bnd.footer?;
             let keys = if bnd.action == Action::Down {
                 let up = KEYMAP.iter().find(|x| x.action == Action::Up)?;
                 format!(
                     "{}/{}",
-                    key_name(&bnd.keys[1], theme),
-                    key_name(&up.keys[1], theme)
+                    key_name(bnd.keys.get(1)?, theme),
+                    key_name(up.keys.get(1)?, theme)
                 )
             } else {
-                key_name(&bnd.keys[0], theme)
+                key_name(bnd.keys.first()?, theme)
             };
             Some((keys, word))
         })
         .collect()
 }
 
-/// The help text's rows per mode: (mode title, [(keys, help)]).
-pub fn help_sections(theme: &Theme) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
-    let modes = [M::Normal, M::Filter, M::Editor, M::ConfirmQuit];
+/// The help text's rows per mode, of the bindings that work live (`review` false) or in
+/// review: (mode title, [(keys, help)]).
+pub fn help_sections(
+    theme: &Theme,
+    review: bool,
+) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
+    let modes = [M::Normal, M::Filter, M::Editor, M::Help, M::Confirm];
     modes
         .iter()
         .map(|&m| {
             let rows = KEYMAP
                 .iter()
-                .filter(|bnd| bnd.mode == m)
+                .filter(|bnd| bnd.mode == m && bnd.scope.applies(review))
                 .map(|bnd| (keys_label(bnd, theme), bnd.help))
                 .collect();
             (m.title(), rows)
         })
+        .filter(|(_, rows): &(&str, Vec<_>)| !rows.is_empty())
         .collect()
 }
 
@@ -392,8 +541,13 @@ pub fn markdown_table() -> String {
     let mut s = String::from("| where | keys | what |\n|---|---|---|\n");
     for bnd in KEYMAP.iter().filter(|bnd| bnd.mode != M::Help) {
         let keys = keys_label(bnd, &theme).replace('|', "\\|");
+        let scope = match bnd.scope {
+            Scope::Both => "",
+            Scope::Live => " (not in review)",
+            Scope::Review => " (review)",
+        };
         s.push_str(&format!(
-            "| {} | `{}` | {} |\n",
+            "| {} | `{}` | {}{scope} |\n",
             bnd.mode.title(),
             keys,
             bnd.help
@@ -410,7 +564,10 @@ mod tests {
     fn no_key_is_bound_twice_in_a_mode() {
         for (i, a) in KEYMAP.iter().enumerate() {
             for bb in &KEYMAP[i + 1..] {
-                if a.mode == bb.mode {
+                let overlap = [false, true]
+                    .iter()
+                    .any(|&r| a.scope.applies(r) && bb.scope.applies(r));
+                if a.mode == bb.mode && overlap {
                     for ka in a.keys {
                         assert!(!bb.keys.contains(ka), "{ka:?} bound twice in {:?}", a.mode);
                     }
@@ -422,14 +579,46 @@ mod tests {
     #[test]
     fn shifted_letters_match() {
         let ev = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(lookup(Mode::Normal, &ev), Some(Action::Bottom));
+        assert_eq!(lookup(Mode::Normal, &ev, false), Some(Action::Bottom));
         let ev = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(lookup(Mode::Normal, &ev), Some(Action::Quit));
+        assert_eq!(lookup(Mode::Normal, &ev, false), Some(Action::Quit));
+    }
+
+    #[test]
+    fn review_binds_only_what_works_read_only() {
+        let space = KeyEvent::new(KeyCode::Char(' '), KeyModifiers::NONE);
+        assert_eq!(lookup(Mode::Normal, &space, false), Some(Action::Toggle));
+        assert_eq!(lookup(Mode::Normal, &space, true), None);
+        let words: Vec<&str> = footer_entries(&Theme::PLAIN, true)
+            .iter()
+            .map(|(_, w)| *w)
+            .collect();
+        assert_eq!(
+            words,
+            ["select", "view", "config", "filter", "help", "quit"]
+        );
+        let help: Vec<&str> = help_sections(&Theme::PLAIN, true)
+            .into_iter()
+            .flat_map(|(_, rows)| rows.into_iter().map(|(_, h)| h))
+            .collect();
+        for live_only in [
+            "exclude/include",
+            "cancel",
+            "adopt",
+            "save",
+            "apply",
+            "runs it",
+        ] {
+            assert!(
+                help.iter().all(|h| !h.contains(live_only)),
+                "review help lists `{live_only}`: {help:?}"
+            );
+        }
     }
 
     #[test]
     fn footer_names_the_main_keys() {
-        let f = footer_entries(&Theme::PLAIN);
+        let f = footer_entries(&Theme::PLAIN, false);
         let words: Vec<&str> = f.iter().map(|(_, w)| *w).collect();
         assert_eq!(
             words,
@@ -437,6 +626,8 @@ mod tests {
                 "select",
                 "exclude",
                 "cancel",
+                "view",
+                "adopt",
                 "next stage",
                 "config",
                 "save",

@@ -54,25 +54,128 @@ pub struct LayerRow {
     pub excluded: bool,
 }
 
-/// The setting in view: the current one, else the best evaluation's, else the last tried.
-pub fn setting_in_view(s: &Session) -> Option<SettingId> {
+/// The setting in view: the viewed evaluation's when one is viewed (`None` for the FP16
+/// fallback, which quantizes nothing), else the current one, else the best evaluation's,
+/// else the last tried.
+pub fn setting_in_view(s: &Session, viewing: Option<EvalId>) -> Option<SettingId> {
+    if let Some(e) = viewing.and_then(|i| s.evaluation(i)) {
+        return e.setting.filter(|&i| s.setting(i).is_some());
+    }
     s.current
         .setting
         .filter(|&i| s.setting(i).is_some())
         .or_else(|| {
-            evaluation_in_view(s)
+            evaluation_in_view(s, None)
                 .and_then(|i| s.evaluation(i))
                 .and_then(|e| e.setting)
         })
         .or_else(|| s.settings().next_back().map(|(i, _)| i))
 }
 
-/// The evaluation in view: the current state's, else the best so far.
-pub fn evaluation_in_view(s: &Session) -> Option<EvalId> {
-    s.current
-        .evaluation
+/// The evaluation in view: the viewed one (when it exists), else the current state's,
+/// else the best so far.
+pub fn evaluation_in_view(s: &Session, viewing: Option<EvalId>) -> Option<EvalId> {
+    viewing
         .filter(|&i| s.evaluation(i).is_some())
+        .or(s.current.evaluation.filter(|&i| s.evaluation(i).is_some()))
         .or_else(|| s.best_evaluation())
+}
+
+/// The blacklist in view: the viewed evaluation's, else the current one.
+pub fn exclude_in_view(s: &Session, viewing: Option<EvalId>) -> &[String] {
+    viewing
+        .and_then(|i| s.evaluation(i))
+        .map_or(s.current.exclude.as_slice(), |e| e.exclude.as_slice())
+}
+
+/// What an evaluation was, in a few words: `stage 5 best`, `stage 7 ranked`,
+/// `exclude Conv_3`, `probe Conv_3`, else its stage.
+pub fn eval_label(s: &Session, id: EvalId) -> String {
+    let Some(e) = s.evaluation(id) else {
+        return "not in the session".into();
+    };
+    let ex = s.stage(StageId::Exclude);
+    if let Some(x) = ex.searches.iter().find(|x| x.result == Some(id)) {
+        return format!("stage 7 {}", strategy_word(&x.strategy));
+    }
+    if s.stage(e.stage).best == Some(id) {
+        return format!("stage {} best", e.stage.step());
+    }
+    match e.origin {
+        crate::session::Origin::Probe => {
+            format!("probe {}", e.exclude.last().map_or("-", String::as_str))
+        }
+        crate::session::Origin::User => match toggle_of(s, id) {
+            Some((layer, true)) => format!("exclude {layer}"),
+            Some((layer, false)) => format!("include {layer}"),
+            None => format!("user, {} excluded", e.exclude.len()),
+        },
+        crate::session::Origin::Flow => format!("stage {}", e.stage.step()),
+    }
+}
+
+/// An evaluation in one short line: `#3 (stage 5 best, top1 0.9533, 2 excl)`.
+pub fn short_describe(s: &Session, id: EvalId) -> String {
+    match s.evaluation(id) {
+        Some(e) => format!(
+            "{id} ({}, {} {}, {} excl)",
+            eval_label(s, id),
+            s.metric.as_str(),
+            fmt_metric(e.metric()),
+            e.exclude.len()
+        ),
+        None => format!("{id} (not in the session)"),
+    }
+}
+
+/// A strategy's name as read (`layer_by_layer` → `layer-by-layer`).
+pub fn strategy_word(s: &str) -> String {
+    s.replace('_', "-")
+}
+
+/// The layer a user evaluation toggled: against the latest earlier evaluation of the
+/// same setting and precision whose blacklist differs by one layer; (layer, excluded).
+pub fn toggle_of(s: &Session, id: EvalId) -> Option<(String, bool)> {
+    let e = s.evaluation(id)?;
+    s.evaluations()
+        .rev()
+        .skip_while(|(i, _)| *i >= id)
+        .find_map(|(_, p)| {
+            if p.setting != e.setting || p.fp16 != e.fp16 {
+                return None;
+            }
+            let added: Vec<&String> = e
+                .exclude
+                .iter()
+                .filter(|x| !p.exclude.contains(x))
+                .collect();
+            let removed: Vec<&String> = p
+                .exclude
+                .iter()
+                .filter(|x| !e.exclude.contains(x))
+                .collect();
+            match (added.as_slice(), removed.as_slice()) {
+                ([a], []) => Some(((*a).clone(), true)),
+                ([], [r]) => Some(((*r).clone(), false)),
+                _ => None,
+            }
+        })
+}
+
+/// The results a stage offers to view: its best, then (stage 7) each search's blacklist;
+/// without repeats.
+pub fn stage_results(s: &Session, stage: StageId) -> Vec<EvalId> {
+    let r = s.stage(stage);
+    let mut out: Vec<EvalId> = r.best.into_iter().collect();
+    for x in &r.searches {
+        if let Some(i) = x.result
+            && !out.contains(&i)
+        {
+            out.push(i);
+        }
+    }
+    out.retain(|&i| s.evaluation(i).is_some());
+    out
 }
 
 /// Stage 7's ranked search: layer → rank (1 = most sensitive).
@@ -92,10 +195,12 @@ pub fn ranking(s: &Session) -> HashMap<&str, usize> {
         .unwrap_or_default()
 }
 
-/// The rows for `filter` (a case-insensitive substring of the name) in `sort` order.
-pub fn build_rows(s: &Session, filter: &str, sort: Sort) -> Vec<LayerRow> {
-    let setting = setting_in_view(s).and_then(|i| s.setting(i));
-    let eval = evaluation_in_view(s).and_then(|i| s.evaluation(i));
+/// The rows for `filter` (a case-insensitive substring of the name) in `sort` order, of
+/// the evaluation in view.
+pub fn build_rows(s: &Session, viewing: Option<EvalId>, filter: &str, sort: Sort) -> Vec<LayerRow> {
+    let setting = setting_in_view(s, viewing).and_then(|i| s.setting(i));
+    let eval = evaluation_in_view(s, viewing).and_then(|i| s.evaluation(i));
+    let exclude = exclude_in_view(s, viewing);
     let fidelity: HashMap<&str, (f64, f64)> = eval
         .map(|e| {
             e.report
@@ -127,7 +232,7 @@ pub fn build_rows(s: &Session, filter: &str, sort: Sort) -> Vec<LayerRow> {
                 cosine: fid.map(|f| f.0),
                 sqnr: fid.map(|f| f.1),
                 rank: rank.get(l.name.as_str()).copied(),
-                excluded: s.current.exclude.contains(&l.name),
+                excluded: exclude.contains(&l.name),
             }
         })
         .collect();
@@ -155,10 +260,11 @@ pub struct HistogramView<'a> {
 /// the batch count of the setting in view (else the largest collected).
 pub fn histogram_of<'a>(
     s: &'a Session,
+    viewing: Option<EvalId>,
     live: Option<&'a (usize, BTreeMap<String, DisplayHistogram>)>,
     activation: &str,
 ) -> Option<HistogramView<'a>> {
-    if let Some((n, map)) = live
+    if let Some((n, map)) = live.filter(|_| viewing.is_none())
         && let Some(h) = map.get(activation)
     {
         return Some(HistogramView {
@@ -167,7 +273,7 @@ pub fn histogram_of<'a>(
             live: true,
         });
     }
-    let want = setting_in_view(s)
+    let want = setting_in_view(s, viewing)
         .and_then(|i| s.setting(i))
         .map(|r| r.setting.batch_count);
     let pick = want
@@ -182,15 +288,23 @@ pub fn histogram_of<'a>(
 }
 
 /// The calibrated range of `activation` under the setting in view.
-pub fn summary_of<'a>(s: &'a Session, activation: &str) -> Option<&'a ActivationSummary> {
-    setting_in_view(s)
+pub fn summary_of<'a>(
+    s: &'a Session,
+    viewing: Option<EvalId>,
+    activation: &str,
+) -> Option<&'a ActivationSummary> {
+    setting_in_view(s, viewing)
         .and_then(|i| s.setting(i))
         .and_then(|r| r.activations.get(activation))
 }
 
 /// The divergence curves of `activation` under the setting in view.
-pub fn curves_of<'a>(s: &'a Session, activation: &str) -> Option<&'a AllCurves> {
-    setting_in_view(s)
+pub fn curves_of<'a>(
+    s: &'a Session,
+    viewing: Option<EvalId>,
+    activation: &str,
+) -> Option<&'a AllCurves> {
+    setting_in_view(s, viewing)
         .and_then(|i| s.setting(i))
         .and_then(|r| r.curves.get(activation))
 }
@@ -219,6 +333,8 @@ pub fn fmt_metric(x: f64) -> String {
 
 /// A signed delta.
 pub fn fmt_delta(x: f64) -> String {
+    // no "-0.0000": what rounds to zero prints as +0.0000
+    let x = if x.abs() < 5e-5 { 0.0 } else { x };
     if x.abs() >= 100.0 {
         format!("{x:+.1}")
     } else {
@@ -240,6 +356,16 @@ pub fn fmt_short(x: f64) -> String {
         format!("{x:.3}")
     } else {
         format!("{x:.4}")
+    }
+}
+
+/// An ETA as a clock: `0:45`, `12:03`, `1:02:03`.
+pub fn fmt_clock(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
     }
 }
 

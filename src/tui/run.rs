@@ -102,6 +102,7 @@ fn dispatch(
     match cmd {
         Command::RunStage(s) => w.send(WorkerCmd::RunStage(s)),
         Command::Toggle(l) => w.send(WorkerCmd::Toggle(l)),
+        Command::Adopt(i) => w.send(WorkerCmd::Adopt(i)),
         Command::Save => w.send(WorkerCmd::Save),
         Command::Cancel => w.cancel(),
         Command::Quit => {}

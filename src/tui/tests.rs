@@ -34,6 +34,7 @@ fn running_app() -> App {
             a.now.checked_sub(Duration::from_secs(6)).unwrap_or(a.now),
         )),
         estimate: None,
+        baseline: None,
     });
     a.stage_cursor = 2;
     a
@@ -128,7 +129,7 @@ fn overlays() {
     }
     let mut a = running_app();
     a.handle_key(ch('q'));
-    assert_eq!(a.mode, Mode::ConfirmQuit);
+    assert_eq!(a.mode, Mode::Confirm);
     insta::assert_snapshot!("confirm_quit_80x24", screen(&mut a, 80, 24));
 }
 
@@ -246,14 +247,234 @@ fn space_toggles_and_the_delta_arrives_later() {
 }
 
 #[test]
-fn esc_cancels_the_job_else_clears_the_filter() {
+fn x_asks_before_cancelling_and_esc_never_cancels() {
     let mut a = running_app();
-    assert_eq!(a.handle_key(key(KeyCode::Esc)), vec![Command::Cancel]);
+    // Esc is "back": it never touches the job
+    assert!(a.handle_key(key(KeyCode::Esc)).is_empty());
+    assert!(a.job.is_some() && a.mode == Mode::Normal);
+    // x asks; n keeps the job
+    assert!(a.handle_key(ch('x')).is_empty());
+    assert_eq!(a.mode, Mode::Confirm);
+    insta::assert_snapshot!("confirm_cancel_80x24", screen(&mut a, 80, 24));
+    assert!(a.handle_key(ch('n')).is_empty());
+    assert_eq!(a.mode, Mode::Normal);
+    // a toggle queued behind the job is shown as pending, then reported when dropped
+    a.handle_key(ch('j'));
+    assert_eq!(
+        a.handle_key(ch(' ')),
+        vec![Command::Toggle("Conv@1".into())]
+    );
+    let s = screen(&mut a, 80, 24);
+    assert!(s.contains("~ Conv@1"), "{s}");
+    a.handle_key(ch('x'));
+    assert_eq!(a.handle_key(ch('y')), vec![Command::Cancel]);
     a.handle_job(JobEvent::Cancelled(JobKind::Stage(StageId::Traverse)));
-    assert!(a.job.is_none());
+    assert!(a.job.is_none() && a.queued.is_empty());
+    let m = a.message.clone().unwrap().text;
+    assert!(m.contains("dropped 1 queued: toggle Conv@1"), "{m}");
+    // nothing to cancel: x says so and asks nothing
+    assert!(a.handle_key(ch('x')).is_empty());
+    assert_eq!(a.mode, Mode::Normal);
     a.filter = "conv".into();
     assert!(a.handle_key(key(KeyCode::Esc)).is_empty());
     assert!(a.filter.is_empty());
+}
+
+#[test]
+fn progress_is_on_every_tab_and_the_eta_counts_this_run_only() {
+    let mut a = running_app();
+    let stage = StageId::Traverse;
+    let done = a.session.stage(stage).evaluations_done;
+    let total = a.session.stage(stage).evaluations_total;
+    // resumed: the run started with `done` already done, and did 1 more in 10 s
+    let j = a.job.as_mut().unwrap();
+    j.baseline = Some((
+        done - 1,
+        a.now.checked_sub(Duration::from_secs(10)).unwrap(),
+    ));
+    let want = format!(
+        "stage 5 · {done}/{total} · ETA {}",
+        super::model::fmt_clock(10.0 * (total - done) as f64)
+    );
+    for tab in Tab::ALL {
+        a.tab = tab;
+        let s = screen(&mut a, 80, 24);
+        let head = s.lines().next().unwrap_or_default().to_string();
+        assert!(head.contains(&want), "{tab:?}: {head}");
+    }
+    // the first snapshot of a stage job sets the baseline
+    let mut a = running_app();
+    a.handle_job(JobEvent::Snapshot(Box::new(a.session.clone())));
+    assert_eq!(a.job.as_ref().unwrap().baseline.map(|b| b.0), Some(done));
+}
+
+#[test]
+fn any_result_drives_every_panel() {
+    let mut a = app();
+    assert_eq!(
+        a.session.current.evaluation,
+        Some(crate::session::EvalId(7))
+    );
+    // v on stage 1 (the marker) views stage 1's best, #0: its setting, blacklist, fidelity
+    a.stage_cursor = 0;
+    a.handle_key(ch('v'));
+    assert_eq!(a.viewing, Some(crate::session::EvalId(0)));
+    assert!(
+        a.rows.iter().all(|r| !r.excluded),
+        "stage 1 excluded nothing"
+    );
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("viewing_{w}x{h}"), screen(&mut a, w, h));
+    }
+    let s = screen(&mut a, 80, 24);
+    assert!(s.lines().next().unwrap().contains("viewing #0"), "{s}");
+    a.tab = Tab::Curve;
+    let s = screen(&mut a, 80, 24);
+    assert!(
+        s.contains("0.70") && s.contains("1.30"),
+        "stage 1's ratio range:\n{s}"
+    );
+    // stage 7: best, then the blacklists of its searches (both #6 here)
+    a.stage_cursor = 4;
+    a.handle_key(ch('v'));
+    assert_eq!(a.viewing, Some(crate::session::EvalId(6)));
+    assert_eq!(a.rows.iter().filter(|r| r.excluded).count(), 2);
+    // [ and ] step the history; the current evaluation is "current", not viewed
+    a.handle_key(ch('['));
+    assert_eq!(a.viewing, Some(crate::session::EvalId(5)));
+    a.handle_key(ch(']'));
+    a.handle_key(ch(']'));
+    assert_eq!(a.viewing, None, "#7 is the current state");
+    a.handle_key(ch(']'));
+    assert!(a.message.as_ref().unwrap().text.contains("last evaluation"));
+    // space while viewing refuses (it would toggle another state than the one shown)
+    a.handle_key(ch('['));
+    assert!(a.handle_key(ch(' ')).is_empty());
+    // Esc: back to current
+    a.handle_key(key(KeyCode::Esc));
+    assert_eq!(a.viewing, None);
+    assert_eq!(a.rows.iter().filter(|r| r.excluded).count(), 3);
+}
+
+#[test]
+fn adopt_asks_when_it_replaces_the_users_work() {
+    let mut a = app();
+    // nothing viewed: a explains
+    assert!(a.handle_key(ch('a')).is_empty());
+    assert!(a.message.as_ref().unwrap().text.contains("nothing viewed"));
+    a.stage_cursor = 2;
+    a.handle_key(ch('v'));
+    // the current state #7 is a user toggle: asks
+    assert!(a.handle_key(ch('a')).is_empty());
+    assert_eq!(a.mode, Mode::Confirm);
+    insta::assert_snapshot!("confirm_adopt_80x24", screen(&mut a, 80, 24));
+    let id = crate::session::EvalId(3);
+    assert_eq!(a.handle_key(ch('y')), vec![Command::Adopt(id)]);
+    assert_eq!(a.viewing, None);
+    assert_eq!(a.queued, vec![JobKind::Adopt(id)]);
+    a.handle_job(JobEvent::Started(JobKind::Adopt(id)));
+    a.handle_job(JobEvent::Finished(JobKind::Adopt(id)));
+    assert!(
+        a.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("#3 is now the current state")
+    );
+    // a flow result as the current state: adopting loses nothing, no question
+    let mut a = app();
+    a.session.adopt(crate::session::EvalId(6));
+    a.stage_cursor = 0;
+    a.handle_key(ch('v'));
+    assert_eq!(
+        a.handle_key(ch('a')),
+        vec![Command::Adopt(crate::session::EvalId(0))]
+    );
+    // busy: waits
+    let mut a = running_app();
+    a.handle_key(ch('['));
+    assert!(a.handle_key(ch('a')).is_empty());
+    assert_eq!(a.mode, Mode::Normal);
+    // the flow's result, not adopted because the user changed the state: put in view
+    let mut a = app();
+    a.handle_job(JobEvent::FlowFinished {
+        result: Some(crate::session::EvalId(6)),
+        adopted: false,
+    });
+    assert_eq!(a.viewing, Some(crate::session::EvalId(6)));
+}
+
+#[test]
+fn review_lists_only_what_works_read_only() {
+    let mut a = app();
+    a.review = true;
+    a.stage_cursor = 4;
+    a.handle_key(ch('v'));
+    assert_eq!(a.viewing, Some(crate::session::EvalId(6)));
+    assert!(!a.message.as_ref().unwrap().text.contains("adopt"));
+    a.message = None;
+    let s = screen(&mut a, 80, 24);
+    let foot = s.lines().last().unwrap_or_default().to_string();
+    for gone in ["exclude", "save", "adopt", "cancel", "next stage"] {
+        assert!(!foot.contains(gone), "review footer lists {gone}: {foot}");
+    }
+    insta::assert_snapshot!("review_80x24", s);
+    a.handle_key(ch('?'));
+    insta::assert_snapshot!("review_help_80x24", screen(&mut a, 80, 24));
+    // the history list is the session's: the same live and in review
+    let mut live = app();
+    live.tab = Tab::Accuracy;
+    let mut rev = app();
+    rev.review = true;
+    rev.tab = Tab::Accuracy;
+    let body = |s: String| s.lines().skip(2).take(20).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        body(screen(&mut live, 80, 24)),
+        body(screen(&mut rev, 80, 24))
+    );
+}
+
+#[test]
+fn small_terminals_get_a_clear_screen_and_help_scrolls() {
+    let mut a = app();
+    let s = screen(&mut a, 79, 24);
+    assert!(
+        s.contains("qtune needs 80x24") && s.contains("79x24"),
+        "{s}"
+    );
+    insta::assert_snapshot!("too_small_60x20", screen(&mut a, 60, 20));
+    a.handle_key(ch('?'));
+    let first = screen(&mut a, 80, 24);
+    assert!(first.contains("j/k scroll"), "{first}");
+    a.handle_key(ch('j'));
+    a.handle_key(key(KeyCode::Down));
+    assert_eq!(a.help_scroll, 2);
+    let scrolled = screen(&mut a, 80, 24);
+    assert_ne!(first, scrolled);
+    for _ in 0..200 {
+        a.handle_key(key(KeyCode::PageDown));
+    }
+    let end = screen(&mut a, 80, 24);
+    assert!(
+        end.contains("yes (quit, cancel, adopt)"),
+        "the last row shows:\n{end}"
+    );
+    a.handle_key(ch('k'));
+    a.handle_key(key(KeyCode::Esc));
+    assert_eq!(a.mode, Mode::Normal);
+    assert_eq!(a.help_scroll, 0);
+}
+
+#[test]
+fn print_summary_of_a_session() {
+    let md = crate::session::summary::markdown(&fixture::session(20));
+    assert!(
+        md.contains("| 7 | build exclude_op | target met | #6 | 0.9633 |"),
+        "{md}"
+    );
+    assert!(md.contains("## Stage 7 blacklists"));
+    assert!(md.contains("| 1 | `Conv@1` | +0.0100 |"), "{md}");
+    insta::assert_snapshot!("summary_markdown", md);
 }
 
 #[test]
@@ -315,7 +536,7 @@ fn save_help_quit() {
     // with a job in flight q asks first
     let mut a = running_app();
     assert!(a.handle_key(ch('q')).is_empty());
-    assert_eq!(a.mode, Mode::ConfirmQuit);
+    assert_eq!(a.mode, Mode::Confirm);
     assert!(a.handle_key(ch('n')).is_empty());
     assert_eq!(a.mode, Mode::Normal);
     a.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
@@ -424,7 +645,14 @@ fn every_binding_is_exercised() {
         Action::Top,
         Action::Bottom,
         Action::Toggle,
-        Action::Cancel,
+        Action::CancelJob,
+        Action::Back,
+        Action::View,
+        Action::PrevEval,
+        Action::NextEval,
+        Action::Adopt,
+        Action::HelpUp,
+        Action::HelpDown,
         Action::NextStage,
         Action::PrevStage,
         Action::Edit,
@@ -453,7 +681,7 @@ fn every_binding_is_exercised() {
 #[test]
 fn readme_key_table_is_generated() {
     let t = super::keymap::markdown_table();
-    assert!(t.contains("| panels | `space` | exclude/include, re-evaluate |"));
+    assert!(t.contains("| panels | `space` | exclude/include, re-evaluate (not in review) |"));
 }
 
 /// Frame time at 160×48 with a 200-layer session: `cargo test --release --lib

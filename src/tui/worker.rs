@@ -251,7 +251,7 @@ fn work(
                 }
             }
             WorkerCmd::Adopt(id) => {
-                job(&mut tuner, JobKind::Load, out, |t| t.adopt(id, out));
+                job(&mut tuner, JobKind::Adopt(id), out, |t| t.adopt(id, out));
             }
             WorkerCmd::Save => {
                 tuner.save()?;

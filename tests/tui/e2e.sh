@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end test of the terminal UI: drives the real binary in tmux. Starts
 # `qtune tui -c configs/default.yaml --session $TMP/s.json`, waits for stage 1, selects a
-# layer (j), toggles it (space), waits for its re-evaluation, saves (s), quits (q, confirming
-# if asked), then checks that the session file records the toggle and its metric.
+# layer (j), toggles it (space), waits for its re-evaluation, views stage 1's best (v, header
+# "viewing #0"), goes back (Esc), adopts it (a, y), saves (s), quits (q, confirming if asked),
+# then checks that the session file records the toggle, its metric and the adoption.
 #
 #   tests/tui/e2e.sh                      # 80x24, target/release/qtune
 #   COLS=200 ROWS=60 tests/tui/e2e.sh     # a large terminal
@@ -60,6 +61,25 @@ LAYER=$(grep -Eo '[^ ]+ excluded: INT8' "$TMP/screen-toggle.txt" | head -1 | cut
 [ -n "$LAYER" ] || fail "no toggled layer on screen"
 echo "e2e: toggled $LAYER: $(grep -Eo 'excluded: INT8.*' "$TMP/screen-toggle.txt" | head -1)"
 
+# view stage 1's best in every panel (v), back (Esc), view again and adopt it (a asks: the
+# current state is the toggle, the user's work), then x with nothing running
+tmux send-keys -t "$SES" v
+wait_for "viewing #0" 10
+screen | head -1 | grep -q "viewing #0" || fail "the header does not say 'viewing #0'"
+tmux send-keys -t "$SES" Escape
+wait_for "back to the current state" 10
+screen | head -1 | grep -q "current #" || fail "the header does not say 'current #N' after Esc"
+tmux send-keys -t "$SES" v
+wait_for "viewing #0" 10
+tmux send-keys -t "$SES" a
+wait_for "adopt\?" 10
+tmux send-keys -t "$SES" y
+wait_for "#0 is now the current state" 60
+screen | head -1 | grep -q "current #0" || fail "the header does not say 'current #0' after adopting"
+echo "e2e: viewed and adopted #0"
+tmux send-keys -t "$SES" x
+wait_for "nothing to cancel" 10
+
 tmux send-keys -t "$SES" s
 wait_for "saved " 30
 tmux send-keys -t "$SES" q
@@ -79,7 +99,9 @@ users = [e for e in s["evaluations"] if e["origin"] == "user" and layer in e["ex
 assert users, "no user evaluation excluding " + layer
 m = users[-1]["report"]["int8"]
 assert isinstance(m, (int, float)), m
-assert layer in s["current"]["exclude"], s["current"]
-print(f"e2e: session records 'exclude {layer}' and a user evaluation with INT8 {m:.4f}")
+assert f"adopt #0" in actions, f"no 'adopt #0' in the log: {actions}"
+assert s["current"]["evaluation"] == 0, s["current"]
+assert layer not in s["current"]["exclude"], s["current"]
+print(f"e2e: session records 'exclude {layer}' (INT8 {m:.4f}), then 'adopt #0' as the current state")
 PY
 echo "e2e: PASS"

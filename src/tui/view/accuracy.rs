@@ -1,5 +1,6 @@
-//! Accuracy: the FP32 and INT8 metric and their delta against the target, per stage and per
-//! toggle, with a sparkline of every evaluation so far.
+//! Accuracy: the FP32 and INT8 metric of the evaluation in view and their delta (always
+//! INT8 − FP32) against the target, a sparkline of every evaluation so far, and the
+//! history list (every evaluation, what it was, its metric) to browse with `[` / `]`.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::block;
-use crate::session::{Evaluation, Origin, Session, StageId};
+use crate::session::{EvalId, Evaluation, Origin, Session};
 use crate::tui::app::{App, Tab, ToggleResult};
 use crate::tui::model::{self, fmt_delta, fmt_metric};
 use crate::tui::theme::{Glyph, Theme, fit};
@@ -35,19 +36,25 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             t.dim(),
         ),
     ]));
-    match model::evaluation_in_view(s).and_then(|i| Some((i, s.evaluation(i)?))) {
+    let in_view = model::evaluation_in_view(s, app.viewing);
+    match in_view.and_then(|i| Some((i, s.evaluation(i)?))) {
         Some((i, e)) => {
             let r = &e.report;
             let met = if r.target_met { "met" } else { "missed" };
+            let whose = match app.viewing {
+                Some(_) => "viewing",
+                None if s.current.evaluation == Some(i) => "current",
+                None => "best",
+            };
             lines.push(Line::from(vec![
                 Span::raw(format!("INT8 {}  ", fmt_metric(r.int8))),
                 Span::styled(
-                    format!("{d} {}  {met}", fmt_delta(r.delta)),
+                    format!("{d}FP32 {}  {met}", fmt_delta(r.delta)),
                     ok_style(&t, r.target_met),
                 ),
                 Span::styled(
                     format!(
-                        "  ({i}, {} excluded{})",
+                        "  ({whose} {i}, {} excl{})",
                         e.exclude.len(),
                         if e.fp16 { ", FP16" } else { "" }
                     ),
@@ -62,49 +69,75 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let label = format!("history ({} evaluations)", s.evaluation_count());
     lines.push(Line::from(Span::styled(label, t.dim())));
     lines.extend(sparkline(s, w, spark_h, &t));
-    // per stage
-    for st in StageId::ALL {
-        if let Some(e) = model::stage_best(s, st) {
-            let r = &e.report;
-            let text = format!(
-                "stage {} best {}  {d} {}",
-                st.step(),
-                fmt_metric(r.int8),
-                fmt_delta(r.delta)
-            );
-            lines.push(Line::from(Span::styled(
-                fit(&text, w, &t),
-                ok_style(&t, r.target_met),
-            )));
-        }
-    }
-    // per toggle, newest first
-    let toggles = if app.toggles.is_empty() {
-        derived_toggles(s)
-    } else {
-        app.toggles.clone()
-    };
-    if !toggles.is_empty() {
-        lines.push(Line::from(Span::styled("toggles (newest first)", t.dim())));
-    }
-    for tr in toggles.iter().rev() {
-        let verb = if tr.excluded { "exclude" } else { "include" };
-        let delta = tr.before.map(|b| tr.after - b);
-        let style = match delta {
-            Some(x) if x > 0.0 => t.good(),
-            Some(x) if x < 0.0 => t.bad(),
-            _ => Style::new(),
-        };
-        let text = format!(
-            "{verb} {}: {} {d} {}",
-            tr.layer,
-            fmt_metric(tr.after),
-            delta.map_or("?".into(), fmt_delta)
-        );
-        lines.push(Line::from(Span::styled(fit(&text, w, &t), style)));
+    let rows = (inner.height as usize).saturating_sub(lines.len() + 1);
+    if rows > 0 && s.evaluation_count() > 0 {
+        lines.push(Line::from(Span::styled(history_header(w, &t), t.dim())));
+        lines.extend(history(app, in_view, rows, w));
     }
     lines.truncate(inner.height as usize);
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Width of the label column of the history list.
+fn label_width(w: usize) -> usize {
+    // "> #123~ " label " 0.9667 -0.0033 " excluded
+    w.saturating_sub(2 + 6 + 1 + 1 + 7 + 1 + 7 + 1 + 3).max(8)
+}
+
+fn history_header(w: usize, t: &Theme) -> String {
+    let lw = label_width(w);
+    format!(
+        "  {:<6} {:<lw$} {:>7} {:>7} {:>3}",
+        "eval",
+        "what ([ ] step, v stage results)",
+        "INT8",
+        format!("{}FP32", t.glyph(Glyph::Delta)),
+        "exc"
+    )
+    .chars()
+    .take(w)
+    .collect()
+}
+
+/// The history, newest first, `rows` of it around the evaluation in view: the same list
+/// live and in review (it is the session's), `>` the one in view, `*` the current state.
+fn history(app: &App, in_view: Option<EvalId>, rows: usize, w: usize) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let s = &app.session;
+    let n = s.evaluation_count();
+    let pos = in_view.map_or(0, |i| n.saturating_sub(1 + i.index()));
+    let first = pos.saturating_sub(rows / 2).min(n.saturating_sub(rows));
+    let lw = label_width(w);
+    let ids: Vec<EvalId> = s.evaluations().rev().map(|(i, _)| i).collect();
+    ids.iter()
+        .skip(first)
+        .take(rows)
+        .filter_map(|&i| {
+            let e = s.evaluation(i)?;
+            let mark = if Some(i) == in_view {
+                t.glyph(Glyph::Cursor)
+            } else if s.current.evaluation == Some(i) {
+                "*"
+            } else {
+                " "
+            };
+            let stopped = if e.is_complete() { "" } else { "~" };
+            let text = format!(
+                "{mark} {:<6} {:<lw$} {:>7} {:>7} {:>3}",
+                format!("{i}{stopped}"),
+                fit(&model::eval_label(s, i), lw, &t),
+                fmt_metric(e.metric()),
+                fmt_delta(e.report.delta),
+                e.exclude.len()
+            );
+            let style = if Some(i) == in_view {
+                t.selected()
+            } else {
+                ok_style(&t, e.report.target_met)
+            };
+            Some(Line::from(Span::styled(text, style)))
+        })
+        .collect()
 }
 
 fn ok_style(t: &Theme, ok: bool) -> Style {

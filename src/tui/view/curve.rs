@@ -20,7 +20,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let s = &app.session;
     let row = app.selected_row();
     let layer = row.map_or("-".to_string(), |r| r.name.clone());
-    let setting = model::setting_in_view(s);
+    let setting = model::setting_in_view(s, app.viewing);
     let kind = setting
         .and_then(|i| s.setting(i))
         .map_or(DivergenceType::Kl, |r| r.setting.divergence);
@@ -30,7 +30,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         vec![kind]
     };
     let names: Vec<&str> = shown.iter().map(|k| k.as_str()).collect();
-    let title = format!(" Divergence {layer} ({}) ", names.join(", "));
+    let tag = app.viewing.map_or(String::new(), |v| format!(" {v}"));
+    let title = format!(" Divergence {layer} ({}){tag} ", names.join(", "));
     let b = block(&t, title, app.tab == Tab::Curve);
     let inner = b.inner(area);
     frame.render_widget(b, area);
@@ -41,15 +42,28 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         );
     };
     let Some(si) = setting else {
-        return say(frame, "not calibrated yet".into());
+        let why = if app.viewing.is_some() {
+            "FP16 fallback: nothing quantized, no curve"
+        } else {
+            "not calibrated yet"
+        };
+        return say(frame, why.into());
     };
     let act = row.and_then(|r| r.activation.clone());
-    let Some(curves) = act.as_deref().and_then(|a| model::curves_of(s, a)) else {
+    let Some(curves) = act
+        .as_deref()
+        .and_then(|a| model::curves_of(s, app.viewing, a))
+    else {
+        let adopt = if app.review || app.viewing.is_none() {
+            ""
+        } else {
+            " (a adopts this result and computes them)"
+        };
         return say(
             frame,
             format!(
                 "no divergence curves kept for {si} ({}): curves are kept for the \
-                 settings a stage selects or the user applies",
+                 settings a stage selects or the user applies{adopt}",
                 s.setting(si).map(|r| r.setting.label()).unwrap_or_default()
             ),
         );
@@ -58,7 +72,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         return say(frame, "curve too short to draw".into());
     }
     let chosen = curves.chosen(kind);
-    let summary = act.as_deref().and_then(|a| model::summary_of(s, a));
+    let summary = act
+        .as_deref()
+        .and_then(|a| model::summary_of(s, app.viewing, a));
     let info = format!(
         "min {}={} at r={:.2} {} chosen r={}{}",
         kind.as_str(),

@@ -5,6 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::tui::app::App;
+use crate::tui::event::JobKind;
 use crate::tui::keymap::{KEYMAP, Mode, footer_entries, keys_label};
 use crate::tui::model::{self, fmt_delta, fmt_metric};
 use crate::tui::theme::{Glyph, fit};
@@ -17,21 +18,42 @@ pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
     let model_name = std::path::Path::new(&s.model)
         .file_name()
         .map_or(s.model.clone(), |f| f.to_string_lossy().into_owned());
-    let mut spans = vec![Span::styled("qtune", t.title())];
-    if app.review {
-        spans.push(Span::styled(" REVIEW", t.warn()));
+    // abbreviated by design below 120 columns while a job runs, so its progress
+    // ("stage 5 · 329/432 · ETA 0:45") always fits whole at 80
+    let wide = area.width >= 120;
+    let busy = app.job.is_some();
+    let mut spans = Vec::new();
+    if wide || !busy {
+        spans.push(Span::styled("qtune", t.title()));
+        if app.review {
+            spans.push(Span::styled(" REVIEW", t.warn()));
+        }
+        spans.push(sep());
     }
-    spans.push(sep());
-    if area.width >= 100 || app.job.is_none() {
+    if wide || (!busy && app.viewing.is_none()) {
         spans.push(Span::raw(model_name));
         spans.push(sep());
     }
     let fp32 = s.fp32_metric.map_or("-".into(), fmt_metric);
-    spans.push(Span::raw(format!("{} FP32 {fp32}", s.metric.as_str())));
-    if let Some(e) = model::evaluation_in_view(s).and_then(|i| s.evaluation(i)) {
+    if wide || !busy {
+        spans.push(Span::raw(format!("{} FP32 {fp32}", s.metric.as_str())));
+    } else {
+        spans.push(Span::raw(format!("FP32 {fp32}")));
+    }
+    let in_view = model::evaluation_in_view(s, app.viewing);
+    if let Some((id, e)) = in_view.and_then(|i| Some((i, s.evaluation(i)?))) {
         let r = &e.report;
         spans.push(sep());
-        spans.push(Span::raw(format!("INT8 {} ", fmt_metric(r.int8))));
+        // which result the panels show: the current state, or another one viewed
+        match app.viewing {
+            Some(v) => spans.push(Span::styled(format!("viewing {v} "), t.selected())),
+            None if s.current.evaluation == Some(id) => {
+                spans.push(Span::styled(format!("current {id} "), t.dim()))
+            }
+            None => spans.push(Span::styled(format!("best {id} "), t.dim())),
+        }
+        let int8 = if wide || !busy { "INT8 " } else { "" };
+        spans.push(Span::raw(format!("{int8}{} ", fmt_metric(r.int8))));
         let style = if r.target_met { t.good() } else { t.bad() };
         let mark = t.glyph(if r.target_met {
             Glyph::Check
@@ -60,7 +82,7 @@ pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
             t.bad(),
         ));
     }
-    if let Some(e) = app.job.as_ref().and_then(|j| j.estimate) {
+    if let Some(e) = app.job.as_ref().and_then(|j| j.estimate).filter(|_| wide) {
         // An estimate, never shown as a result: "≈" and its interval, samples so far.
         spans.push(sep());
         spans.push(Span::styled(
@@ -79,22 +101,48 @@ pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
     }
     if let Some(job) = &app.job {
         spans.push(sep());
-        let what = match job.phase {
-            Some((p, d, n, _)) => format!("{} {d}/{n}", p.label()),
-            None => "starting".into(),
-        };
         spans.push(Span::styled(
-            format!("{} {}", t.glyph(Glyph::Running), what),
+            format!("{} {}", t.glyph(Glyph::Running), job_progress(app, job)),
             t.warn(),
         ));
         if !app.queued.is_empty() {
-            spans.push(Span::styled(
-                format!(" +{} queued", app.queued.len()),
-                t.dim(),
-            ));
+            spans.push(Span::styled(format!(" +{}q", app.queued.len()), t.dim()));
         }
     }
     frame.render_widget(Line::from(spans), area);
+}
+
+/// The job in a few words, the same on every tab: `stage 5 · 329/432 · ETA 0:45` for a
+/// stage (evaluations done of the stage's total; the ETA from this run's own pace, so it
+/// is right after a resume), else the phase `evaluating 120/300`.
+pub fn job_progress(app: &App, job: &crate::tui::app::Job) -> String {
+    let t = &app.theme;
+    let dot = t.glyph(Glyph::Dot);
+    if let JobKind::Stage(st) = job.kind {
+        let r = app.session.stage(st);
+        if r.evaluations_total > 0 {
+            let (done, total) = (r.evaluations_done, r.evaluations_total);
+            let eta = stage_eta(app, job, done, total).map_or(String::new(), |e| {
+                format!(" {dot} ETA {}", model::fmt_clock(e))
+            });
+            return format!("stage {} {dot} {done}/{total}{eta}", st.step());
+        }
+    }
+    match job.phase {
+        Some((p, d, n, _)) => format!("{} {d}/{n}", p.label()),
+        None => "starting".into(),
+    }
+}
+
+/// Seconds left of a stage job at this run's pace (from the evaluations it did itself).
+pub fn stage_eta(app: &App, job: &crate::tui::app::Job, done: usize, total: usize) -> Option<f64> {
+    let (done0, since) = job.baseline?;
+    let did = done.checked_sub(done0).filter(|&d| d > 0)?;
+    if done >= total {
+        return None;
+    }
+    let elapsed = app.now.saturating_duration_since(since).as_secs_f64();
+    Some(elapsed / did as f64 * (total - done) as f64)
 }
 
 /// The footer: the filter being typed, a message, or the main keys.
@@ -107,9 +155,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::raw(format!("{}_", app.filter)),
             Span::styled("  (Enter keep, Esc clear)", t.dim()),
         ])
-    } else if matches!(app.mode, Mode::Editor | Mode::ConfirmQuit) {
+    } else if matches!(app.mode, Mode::Editor | Mode::Confirm | Mode::Help) {
         let mut spans = Vec::new();
-        for b in KEYMAP.iter().filter(|b| b.mode == app.mode) {
+        for b in KEYMAP
+            .iter()
+            .filter(|b| b.mode == app.mode && b.scope.applies(app.review))
+        {
             spans.push(Span::styled(format!(" {}", keys_label(b, t)), t.key()));
             spans.push(Span::raw(format!(" {} ", b.help)));
         }
@@ -120,14 +171,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         // the main keys; Esc only while there is something to cancel; when too wide,
         // the least needed go first
-        let mut entries: Vec<(String, &str)> = footer_entries(t)
+        let mut entries: Vec<(String, &str)> = footer_entries(t, app.review)
             .into_iter()
             .filter(|(_, w)| *w != "cancel" || app.busy())
+            .filter(|(_, w)| *w != "adopt" || app.viewing.is_some())
             .collect();
         let len = |e: &[(String, &str)]| -> usize {
             e.iter().map(|(k, w)| k.chars().count() + w.len() + 3).sum()
         };
-        for drop in ["filter", "config", "save", "select", "next stage"] {
+        for drop in ["filter", "config", "save", "view", "select", "next stage"] {
             if len(&entries) <= w {
                 break;
             }

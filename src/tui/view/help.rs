@@ -1,4 +1,4 @@
-//! The help overlay, generated from the key map, and the quit confirmation.
+//! The help overlay, generated from the key map, and the yes/no questions.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -6,22 +6,48 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
 use super::{block, centered};
-use crate::tui::app::App;
+use crate::tui::app::{App, Confirm};
 use crate::tui::keymap::help_sections;
 use crate::tui::theme::fit;
 
-/// The help overlay: the normal-mode keys on the left, the other modes on the right
-/// (one column when the screen is narrow and tall enough).
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let t = &app.theme;
-    let sections = help_sections(t);
-    let rows: usize = sections.iter().map(|(_, r)| r.len() + 1).sum();
-    let pop = centered(area, 80, (sections[0].1.len() + 3) as u16);
+/// The help overlay: the keys that work here (live or review), one section per mode; two
+/// columns when the screen is wide enough, and scrolled by `app.help_scroll` when it does
+/// not fit (the title says so).
+pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
+    let t = app.theme;
+    let sections = help_sections(&t, app.review);
+    let mut lines: Vec<(bool, String, &str)> = Vec::new();
+    for (title, entries) in &sections {
+        lines.push((true, title.to_string(), ""));
+        for (keys, help) in entries {
+            lines.push((false, format!(" {keys:<9} "), help));
+        }
+    }
+    let two = area.width >= 100;
+    let per_col = if two {
+        lines.len().div_ceil(2)
+    } else {
+        lines.len()
+    };
+    let width = if two { 100 } else { 80 };
+    let pop = centered(area, width, (per_col + 2).min(u16::MAX as usize) as u16);
     frame.render_widget(Clear, pop);
-    let b = block(t, " keys (? or Esc closes) ", true);
+    let inner_h = pop.height.saturating_sub(2) as usize;
+    let max_scroll = per_col.saturating_sub(inner_h);
+    app.help_scroll = app.help_scroll.min(max_scroll);
+    let title = if max_scroll > 0 {
+        format!(
+            " keys {}-{} of {} (j/k scroll; ? or Esc closes) ",
+            app.help_scroll + 1,
+            (app.help_scroll + inner_h).min(per_col),
+            per_col
+        )
+    } else {
+        " keys (? or Esc closes) ".to_string()
+    };
+    let b = block(&t, title, true);
     let inner = b.inner(pop);
     frame.render_widget(b, pop);
-    let two = rows + 2 > inner.height as usize;
     let cols: Vec<Rect> = if two {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
             .split(inner)
@@ -29,52 +55,104 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         vec![inner]
     };
-    let mut col = 0;
-    let mut lines: Vec<Line> = Vec::new();
-    for (i, (title, entries)) in sections.iter().enumerate() {
-        if two && i == 1 {
-            frame.render_widget(Paragraph::new(std::mem::take(&mut lines)), cols[col]);
-            col = 1;
-        }
-        lines.push(Line::from(Span::styled(title.to_string(), t.title())));
-        let w = cols[col].width as usize;
-        for (keys, help) in entries {
-            let k = format!(" {keys:<8} ");
-            let rest = w.saturating_sub(k.chars().count());
-            lines.push(Line::from(vec![
-                Span::styled(k, t.key()),
-                Span::raw(fit(help, rest, t)),
-            ]));
-        }
+    for (c, area) in cols.iter().enumerate() {
+        let w = area.width as usize;
+        let rows: Vec<Line> = lines
+            .iter()
+            .skip(c * per_col)
+            .take(per_col)
+            .skip(app.help_scroll)
+            .take(inner_h)
+            .map(|(title, k, help)| {
+                if *title {
+                    Line::from(Span::styled(k.clone(), t.title()))
+                } else {
+                    let rest = w.saturating_sub(k.chars().count());
+                    Line::from(vec![
+                        Span::styled(k.clone(), t.key()),
+                        Span::raw(fit(help, rest, &t)),
+                    ])
+                }
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(rows), *area);
     }
-    frame.render_widget(Paragraph::new(lines), cols[col]);
 }
 
-/// "Quit anyway?"
+/// The yes/no question of `Mode::Confirm`.
 pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let pop = centered(area, 52, 5);
+    let s = &app.session;
+    let (title, text): (&str, Vec<String>) = match &app.confirm {
+        Some(Confirm::Cancel) => {
+            let what = app
+                .job
+                .as_ref()
+                .map_or("queued work".into(), |j| j.kind.label());
+            let queued = if app.queued.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} queued job(s)", app.queued.len())
+            };
+            (
+                " cancel? ",
+                vec![
+                    format!("Cancel {what}{queued}?"),
+                    "Finished evaluations stay saved; a stage resumes with n.".into(),
+                ],
+            )
+        }
+        Some(Confirm::Adopt(id)) => {
+            let cur = match s.current_evaluation() {
+                Some((i, _)) => format!("The current state ({i}) stays in the history."),
+                None => format!(
+                    "The current state ({} excluded) was never evaluated: it is replaced.",
+                    s.current.exclude.len()
+                ),
+            };
+            (
+                " adopt? ",
+                vec![
+                    format!(
+                        "Make {} the current state?",
+                        crate::tui::model::short_describe(s, *id)
+                    ),
+                    cur,
+                ],
+            )
+        }
+        _ => {
+            let what = app
+                .job
+                .as_ref()
+                .map_or("queued work".into(), |j| j.kind.label());
+            (
+                " quit? ",
+                vec![
+                    format!("Still running: {what}."),
+                    "Finished evaluations are saved; this one is lost.".into(),
+                ],
+            )
+        }
+    };
+    let w = 64.min(area.width);
+    let pop = centered(area, w, 6);
     frame.render_widget(Clear, pop);
-    let b = block(t, " quit? ", true);
+    let b = block(t, title, true);
     let inner = b.inner(pop);
     frame.render_widget(b, pop);
-    let what = match &app.job {
-        Some(j) => j.kind.label(),
-        None => "queued work".into(),
-    };
-    let lines = vec![
-        Line::from(fit(
-            &format!("Still running: {what}."),
-            inner.width as usize,
-            t,
-        )),
-        Line::from("Finished evaluations are saved; this one is lost."),
-        Line::from(vec![
-            Span::styled("y", t.key()),
-            Span::raw(" quit   "),
-            Span::styled("n", t.key()),
-            Span::raw(" stay"),
-        ]),
-    ];
+    let mut lines: Vec<Line> = text
+        .iter()
+        .map(|x| Line::from(fit(x, inner.width as usize, t)))
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(vec![
+        Span::styled("y", t.key()),
+        Span::raw(" yes   "),
+        Span::styled("n", t.key()),
+        Span::raw("/"),
+        Span::styled("Esc", t.key()),
+        Span::raw(" no"),
+    ]));
     frame.render_widget(Paragraph::new(lines), inner);
 }

@@ -22,13 +22,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let scale = if app.log_scale { "log" } else { "linear" };
     let view = act
         .as_deref()
-        .and_then(|a| model::histogram_of(&app.session, app.live.as_ref(), a));
+        .and_then(|a| model::histogram_of(&app.session, app.viewing, app.live.as_ref(), a));
     let live = if view.as_ref().is_some_and(|v| v.live) {
         " LIVE"
     } else {
         ""
     };
-    let title = format!(" Histogram {layer} ({scale}){live} ");
+    let tag = app.viewing.map_or(String::new(), |v| format!(" {v}"));
+    let title = format!(" Histogram {layer} ({scale}){live}{tag} ");
     let b = block(&t, title, app.tab == Tab::Histogram);
     let inner = b.inner(area);
     frame.render_widget(b, area);
@@ -36,7 +37,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         let why = if app.session.layers.is_empty() {
             "nothing calibrated yet"
         } else {
-            "not collected yet: stage 1 calibrates"
+            if app.rows.is_empty() {
+                "no layer selected"
+            } else {
+                "not collected yet: stage 1 calibrates"
+            }
         };
         frame.render_widget(Paragraph::new(Span::styled(why, t.dim())), inner);
         return;
@@ -47,16 +52,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let h = view.hist;
     let summary = act
         .as_deref()
-        .and_then(|a| model::summary_of(&app.session, a));
+        .and_then(|a| model::summary_of(&app.session, app.viewing, a));
     let chosen = summary.map(|s| (s.lo, s.hi));
     let candidates = act
         .as_deref()
-        .and_then(|a| candidate_range(&app.session, a));
+        .and_then(|a| candidate_range(&app.session, app.viewing, a));
     let w = inner.width as usize;
     let total = h.finite_count() + h.nan + h.inf;
     // info line
     let mut info = format!(
-        "b{} {} {} values",
+        "{} batches {} {} values",
         view.batch_count,
         t.glyph(Glyph::Dot),
         count(total)
@@ -194,8 +199,12 @@ fn overlay_center(line: &str, text: &str, from: usize, to: usize) -> String {
 
 /// The span of the searched candidate ranges: from the kept curves, else from the
 /// chosen ratio and the setting's ratio range.
-pub fn candidate_range(s: &crate::session::Session, act: &str) -> Option<(f64, f64)> {
-    if let Some(c) = model::curves_of(s, act) {
+pub fn candidate_range(
+    s: &crate::session::Session,
+    viewing: Option<crate::session::EvalId>,
+    act: &str,
+) -> Option<(f64, f64)> {
+    if let Some(c) = model::curves_of(s, viewing, act) {
         let lo = c.ranges.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
         let hi = c
             .ranges
@@ -204,7 +213,7 @@ pub fn candidate_range(s: &crate::session::Session, act: &str) -> Option<(f64, f
             .fold(f64::NEG_INFINITY, f64::max);
         return (lo.is_finite() && hi.is_finite()).then_some((lo, hi));
     }
-    let i = model::setting_in_view(s)?;
+    let i = model::setting_in_view(s, viewing)?;
     let rec = s.setting(i)?;
     let sum = rec.activations.get(act)?;
     let r = sum.ratio.filter(|r| *r > 0.0)?;

@@ -16,8 +16,11 @@ const FULL_DB: f64 = 50.0;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let t = app.theme;
-    let excluded = app.session.current.exclude.len();
+    let excluded = crate::tui::model::exclude_in_view(&app.session, app.viewing).len();
     let mut title = format!(" Layers {} ", app.session.layers.len());
+    if let Some(v) = app.viewing {
+        title.push_str(&format!("{} viewing {v} ", t.glyph(Glyph::Dot)));
+    }
     if !app.filter.is_empty() {
         title.push_str(&format!("/{}: {} ", app.filter, app.rows.len()));
     }
@@ -25,7 +28,25 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     if excluded > 0 {
         title.push_str(&format!("{} {excluded} excluded ", t.glyph(Glyph::Dot)));
     }
-    let b = block(&t, title, app.tab == Tab::Layers);
+    let mut b = block(&t, title, app.tab == Tab::Layers);
+    // the scroll position, when the list does not fit (on the bottom border)
+    let visible_rows = area.height.saturating_sub(3) as usize;
+    if app.rows.len() > visible_rows && visible_rows > 0 {
+        let first = app
+            .layer_offset
+            .min(app.cursor)
+            .max((app.cursor + 1).saturating_sub(visible_rows))
+            .min(app.rows.len().saturating_sub(visible_rows));
+        b = b.title_bottom(
+            Line::from(format!(
+                " {}-{} of {} ",
+                first + 1,
+                (first + visible_rows).min(app.rows.len()),
+                app.rows.len()
+            ))
+            .right_aligned(),
+        );
+    }
     let inner = b.inner(area);
     frame.render_widget(b, area);
     if inner.height < 2 || inner.width < 20 {
@@ -43,6 +64,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     app.layer_offset = app.layer_offset.min(app.rows.len().saturating_sub(visible));
     let mut lines = Vec::with_capacity(visible + 1);
     lines.push(Line::from(Span::styled(cols.header(), t.dim())));
+    let pending: Vec<&str> = app
+        .queued
+        .iter()
+        .chain(app.job.as_ref().map(|j| &j.kind))
+        .filter_map(|k| match k {
+            crate::tui::event::JobKind::Toggle(l) => Some(l.as_str()),
+            _ => None,
+        })
+        .collect();
     if app.rows.is_empty() {
         let why = if app.session.layers.is_empty() {
             "no quantizable layers (yet)"
@@ -58,7 +88,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         .skip(app.layer_offset)
         .take(visible)
     {
-        lines.push(cols.line(row, i == app.cursor, &t));
+        let queued = pending.contains(&row.name.as_str());
+        lines.push(cols.line(row, i == app.cursor, queued, &t));
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }
@@ -102,8 +133,11 @@ impl Columns {
         s
     }
 
-    fn line(&self, r: &LayerRow, selected: bool, t: &Theme) -> Line<'static> {
-        let mark = if r.excluded {
+    /// One row; `queued`: a toggle of it waits or runs (marked `~`).
+    fn line(&self, r: &LayerRow, selected: bool, queued: bool, t: &Theme) -> Line<'static> {
+        let mark = if queued {
+            Span::styled("~ ", t.warn())
+        } else if r.excluded {
             Span::styled(format!("{} ", t.glyph(Glyph::Excluded)), t.bad())
         } else {
             Span::raw("  ")

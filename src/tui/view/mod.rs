@@ -24,9 +24,15 @@ use super::theme::Theme;
 /// At least this size shows every panel at once.
 pub const WIDE: (u16, u16) = (120, 32);
 
+/// The smallest screen drawn; below it a screen says so.
+pub const SMALLEST: (u16, u16) = (80, 24);
+
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, app: &mut App) {
     let area = frame.area();
+    if area.width < SMALLEST.0 || area.height < SMALLEST.1 {
+        return too_small(frame, area, app);
+    }
     let [header, body, foot] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -43,9 +49,44 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     match app.mode {
         Mode::Editor => config::render(frame, body, app),
         Mode::Help => help::render(frame, area, app),
-        Mode::ConfirmQuit => help::render_confirm(frame, area, app),
+        Mode::Confirm => help::render_confirm(frame, area, app),
         _ => {}
     }
+}
+
+/// Below 80×24: what is needed, the size now, and how to quit (keys still work).
+fn too_small(frame: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let w = area.width as usize;
+    let job = app.job.as_ref().map(|j| j.kind.label());
+    let mut lines = vec![
+        label(
+            theme_fit(&format!("qtune needs {}x{}", SMALLEST.0, SMALLEST.1), w, t),
+            t.title(),
+        ),
+        label(
+            theme_fit(
+                &format!("this terminal: {}x{}", area.width, area.height),
+                w,
+                t,
+            ),
+            t.dim(),
+        ),
+        label(theme_fit("enlarge it, or q quits", w, t), t.dim()),
+    ];
+    if let Some(j) = job {
+        lines.push(label(theme_fit(&format!("running: {j}"), w, t), t.warn()));
+    }
+    let h = (lines.len() as u16).min(area.height);
+    let y = area.y + area.height.saturating_sub(h) / 2;
+    frame.render_widget(
+        ratatui::widgets::Paragraph::new(lines),
+        Rect::new(area.x, y, area.width, h),
+    );
+}
+
+fn theme_fit(s: &str, w: usize, t: &Theme) -> String {
+    super::theme::fit(s, w, t)
 }
 
 fn draw_wide(frame: &mut Frame, body: Rect, app: &mut App) {

@@ -22,7 +22,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     frame.render_widget(b, area);
     let w = inner.width as usize;
     let d = t.glyph(Glyph::Delta);
-    let cursor_stage = StageId::ALL[app.stage_cursor.min(StageId::ALL.len() - 1)];
+    let cursor_stage = app.marked_stage();
     let mut lines: Vec<Line> = Vec::new();
     for (k, st) in StageId::ALL.iter().enumerate() {
         let r = s.stage(*st);
@@ -30,14 +30,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         let here = *st == cursor_stage;
         let cur = if here { t.glyph(Glyph::Cursor) } else { " " };
         let (mark, style) = state_mark(state, &t);
-        let name = fit(st.title(), 24.min(w.saturating_sub(30)).max(8), &t);
+        let nw = NAME.min(w.saturating_sub(30)).max(8);
+        let name = fit(short_title(*st), nw, &t);
+        // room after "▶1 ✓ " and the name
+        let rest = w.saturating_sub(5 + nw + 1);
         let mut spans = vec![
             Span::styled(
                 format!("{cur}{} ", st.step()),
                 if here { t.key() } else { Style::new() },
             ),
             Span::styled(format!("{mark} "), style),
-            Span::raw(format!("{name:<24} ")),
+            Span::raw(format!("{name:<nw$} ")),
         ];
         let in_flight = app
             .job
@@ -47,7 +50,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             // left running by a cancel or a kill: running it again resumes it
             spans.push(Span::styled(
                 format!(
-                    "interrupted at {}/{} (n resumes)",
+                    "paused {}/{}, n resumes",
                     r.evaluations_done, r.evaluations_total
                 ),
                 t.warn(),
@@ -60,27 +63,38 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
                 " {}/{}",
                 r.evaluations_done, r.evaluations_total
             )));
-            if let Some(eta) = stage_eta(app, *st, r.evaluations_done, r.evaluations_total) {
-                spans.push(Span::styled(format!(" eta {}", fmt_duration(eta)), t.dim()));
+            let eta = app
+                .job
+                .as_ref()
+                .filter(|j| j.kind == JobKind::Stage(*st))
+                .and_then(|j| {
+                    super::footer::stage_eta(app, j, r.evaluations_done, r.evaluations_total)
+                });
+            if let Some(eta) = eta {
+                spans.push(Span::styled(
+                    format!(" ETA {}", model::fmt_clock(eta)),
+                    t.dim(),
+                ));
             }
         } else if let Some(e) = model::stage_best(s, *st) {
-            spans.push(Span::styled(
-                format!(
-                    "{} {d}{}",
-                    fmt_metric(e.metric()),
-                    fmt_delta(e.report.delta)
-                ),
-                style,
-            ));
-            spans.push(Span::styled(
-                format!(
-                    " {}/{} {}",
-                    r.evaluations_done,
-                    r.evaluations_total,
-                    fmt_duration(r.seconds)
-                ),
-                t.dim(),
-            ));
+            // the result first; its evaluation count and time only where they fit whole
+            let result = format!(
+                "{} {d}{}",
+                fmt_metric(e.metric()),
+                fmt_delta(e.report.delta)
+            );
+            let count = format!(" {}/{}", r.evaluations_done, r.evaluations_total);
+            let time = format!(" {}", fmt_duration(r.seconds));
+            let mut more = String::new();
+            let used = result.chars().count();
+            if used + count.len() <= rest {
+                more.push_str(&count);
+                if used + count.len() + time.len() <= rest {
+                    more.push_str(&time);
+                }
+            }
+            spans.push(Span::styled(result, style));
+            spans.push(Span::styled(more, t.dim()));
         } else {
             spans.push(Span::styled(crate::tui::app::state_word(state), t.dim()));
         }
@@ -136,6 +150,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+/// Width of the stage names.
+const NAME: usize = 20;
+
+/// A stage's name in at most `NAME` characters (abbreviated by design, never cut).
+fn short_title(st: StageId) -> &'static str {
+    match st {
+        StageId::Calibrate => "calibrate as config",
+        StageId::Modify => "wider ratio/bin/pct",
+        StageId::Traverse => "traverse Table 2",
+        StageId::Correct => "corrections (INT8)",
+        StageId::Exclude => "build exclude_op",
+        StageId::Fp16 => "FP16 fallback",
+    }
+}
+
 fn state_mark(state: StageState, t: &Theme) -> (&'static str, Style) {
     match state {
         StageState::Pending => (t.glyph(Glyph::Pending), t.dim()),
@@ -146,22 +175,31 @@ fn state_mark(state: StageState, t: &Theme) -> (&'static str, Style) {
     }
 }
 
-/// The ETA of a running stage from the time since its job started.
-fn stage_eta(app: &App, stage: StageId, done: usize, total: usize) -> Option<f64> {
-    let job = app
-        .job
-        .as_ref()
-        .filter(|j| j.kind == JobKind::Stage(stage))?;
-    if done == 0 || done >= total {
-        return None;
-    }
-    let elapsed = app.now.saturating_duration_since(job.started).as_secs_f64();
-    Some(elapsed / done as f64 * (total - done) as f64)
-}
-
-/// One line about the stage under the cursor.
+/// About the stage under the marker: stage 7's blacklists with their metrics (v views
+/// them in turn), else the best result's setting and blacklist.
 fn detail(app: &App, stage: StageId, t: &Theme) -> Option<String> {
     let s = &app.session;
+    let searches = &s.stage(stage).searches;
+    if !searches.is_empty() {
+        let parts: Vec<String> = searches
+            .iter()
+            .map(|x| {
+                let id = x.result.map_or(String::new(), |i| format!("{i} "));
+                let m = x.metric.map_or("-".into(), fmt_metric);
+                let ok = t.glyph(if x.target_met {
+                    Glyph::Check
+                } else {
+                    Glyph::Cross
+                });
+                format!(
+                    "{id}{}: {} excl {m} {ok}",
+                    model::strategy_word(&x.strategy),
+                    x.exclude.len()
+                )
+            })
+            .collect();
+        return Some(format!("v views {}", parts.join("; ")));
+    }
     let e = model::stage_best(s, stage)?;
     let setting = e
         .setting
