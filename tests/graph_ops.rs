@@ -98,4 +98,3 @@ fn check_all(prefixes: &[&str], at_least: usize) {
 fn recurrent_ops_match_onnx_runtime() {
     check_all(&["lstm_", "gru_", "rnn_"], 12);
 }
-

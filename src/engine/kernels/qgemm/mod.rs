@@ -216,6 +216,7 @@ pub type PackQB<'a> = dyn Fn(QBlock, &mut [u8]) + Sync + 'a;
 struct SendPtr(*mut i32);
 // SAFETY: the tasks sharing this pointer write disjoint column blocks of C.
 unsafe impl Send for SendPtr {}
+// SAFETY: as for `Send`: the sharing tasks write disjoint parts.
 unsafe impl Sync for SendPtr {}
 
 /// `C[i * ldc + j] = Σ_k A[i, k] · B[k, j]` for `j < n`, B produced by `pack`.
