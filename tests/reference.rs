@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use qtune::data::read_npy;
 use qtune::engine::kernels::Isa;
 use qtune::engine::{PlanOptions, Runner};
+use qtune::ir::Tensor;
 use qtune::onnx::load_model;
 
 fn fixtures() -> PathBuf {
@@ -23,24 +24,25 @@ fn check(model: &Path, name: &str) {
         };
         let runner = Runner::with_options(load_model(model).unwrap().graph, options).unwrap();
         let got = runner.run(vec![input.clone()]).unwrap().remove(0);
-        assert_eq!(got.shape(), want.shape(), "{name}: output shape");
-        let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-        let scale = w.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        let diff = g
-            .iter()
-            .zip(&w)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        eprintln!(
-            "{name} ({isa}): max |qtune - ORT| = {diff:.3e} (bound {:.3e})",
-            1e-4 * scale
-        );
-        assert!(
-            diff <= 1e-4 * scale,
-            "{name} ({isa}): max |qtune - ORT| = {diff:e} > {:e}",
-            1e-4 * scale
-        );
+        assert_close(&format!("{name} ({isa})"), &got, &want);
     }
+}
+
+/// `got` has `want`'s shape and max |got − want| ≤ 1e-4 · max(1, max |want|).
+fn assert_close(label: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.shape(), want.shape(), "{label}: shape");
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    let bound = 1e-4 * w.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let diff = g
+        .iter()
+        .zip(&w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    eprintln!("{label}: max |qtune - ORT| = {diff:.3e} (bound {bound:.3e})");
+    assert!(
+        diff <= bound,
+        "{label}: max |qtune - ORT| = {diff:e} > {bound:e}"
+    );
 }
 
 #[test]
@@ -136,20 +138,7 @@ fn check_extra(model: &str) {
         let gots = runner.run(inputs.clone()).unwrap();
         assert_eq!(gots.len(), wants.len(), "{name}: output count");
         for (k, (got, want)) in gots.iter().zip(&wants).enumerate() {
-            assert_eq!(got.shape(), want.shape(), "{name}: output {k} shape");
-            let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
-            let scale = w.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            let diff = g
-                .iter()
-                .zip(&w)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            eprintln!("{name} output {k} ({isa}): max |qtune - ORT| = {diff:.3e}");
-            assert!(
-                diff <= 1e-4 * scale,
-                "{name} output {k} ({isa}): max |qtune - ORT| = {diff:e} > {:e}",
-                1e-4 * scale
-            );
+            assert_close(&format!("{name} output {k} ({isa})"), got, want);
         }
     }
 }

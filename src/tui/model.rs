@@ -140,26 +140,30 @@ pub fn toggle_of(s: &Session, id: EvalId) -> Option<(String, bool)> {
     s.evaluations()
         .rev()
         .skip_while(|(i, _)| *i >= id)
-        .find_map(|(_, p)| {
-            if p.setting != e.setting || p.fp16 != e.fp16 {
-                return None;
-            }
-            let added: Vec<&String> = e
-                .exclude
-                .iter()
-                .filter(|x| !p.exclude.contains(x))
-                .collect();
-            let removed: Vec<&String> = p
-                .exclude
-                .iter()
-                .filter(|x| !e.exclude.contains(x))
-                .collect();
-            match (added.as_slice(), removed.as_slice()) {
-                ([a], []) => Some(((*a).clone(), true)),
-                ([], [r]) => Some(((*r).clone(), false)),
-                _ => None,
-            }
-        })
+        .find_map(|(_, p)| one_toggle(p, e))
+}
+
+/// The one layer `e` toggled against `p` — same setting and precision, blacklists that
+/// differ by exactly one layer: (layer, excluded by `e`).
+pub fn one_toggle(p: &Evaluation, e: &Evaluation) -> Option<(String, bool)> {
+    if p.setting != e.setting || p.fp16 != e.fp16 {
+        return None;
+    }
+    let added: Vec<&String> = e
+        .exclude
+        .iter()
+        .filter(|x| !p.exclude.contains(x))
+        .collect();
+    let removed: Vec<&String> = p
+        .exclude
+        .iter()
+        .filter(|x| !e.exclude.contains(x))
+        .collect();
+    match (added.as_slice(), removed.as_slice()) {
+        ([a], []) => Some(((*a).clone(), true)),
+        ([], [r]) => Some(((*r).clone(), false)),
+        _ => None,
+    }
 }
 
 /// The results a stage offers to view: its best, then (stage 7) each search's blacklist;

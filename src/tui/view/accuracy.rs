@@ -193,24 +193,7 @@ pub fn derived_toggles(s: &Session) -> Vec<ToggleResult> {
         }
         let earlier = all.get(..i.index()).unwrap_or_default();
         let prev = earlier.iter().rev().find_map(|p| {
-            if p.setting != e.setting || p.fp16 != e.fp16 {
-                return None;
-            }
-            let added: Vec<&String> = e
-                .exclude
-                .iter()
-                .filter(|x| !p.exclude.contains(x))
-                .collect();
-            let removed: Vec<&String> = p
-                .exclude
-                .iter()
-                .filter(|x| !e.exclude.contains(x))
-                .collect();
-            match (added.as_slice(), removed.as_slice()) {
-                ([a], []) => Some(((*a).clone(), true, p.metric())),
-                ([], [r]) => Some(((*r).clone(), false, p.metric())),
-                _ => None,
-            }
+            model::one_toggle(p, e).map(|(layer, excluded)| (layer, excluded, p.metric()))
         });
         if let Some((layer, excluded, before)) = prev {
             out.push(ToggleResult {
