@@ -3,6 +3,7 @@
 //! key, bad value and what is allowed.
 
 mod raw;
+pub mod rebase;
 mod resolve;
 pub mod tune;
 pub mod yaml;

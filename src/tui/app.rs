@@ -27,10 +27,12 @@ pub enum Command {
     Save,
     /// Cancel the job in flight (and drop the queued ones).
     Cancel,
-    /// Use this configuration (already validated) and re-run from `rerun`.
+    /// Use this configuration (already validated, kept as the user wrote it) and re-run
+    /// from `rerun`; in a new session file (the current one kept as it is) when `new_session`.
     ApplyConfig {
         text: String,
         rerun: Option<StageId>,
+        new_session: bool,
     },
     Quit,
 }
@@ -95,6 +97,18 @@ pub enum Confirm {
     Cancel,
     /// Adopt this evaluation, replacing a current state that was the user's work.
     Adopt(crate::session::EvalId),
+    /// Apply an edited configuration that resets stages with results (y: in this session,
+    /// s: in a new session file).
+    ApplyConfig {
+        text: String,
+        rerun: StageId,
+        /// The stages from `rerun` on that hold results, which the change resets.
+        stages_reset: usize,
+        /// The change names another model: the session is moved aside, not reset.
+        other_model: bool,
+    },
+    /// Close the editor, dropping edits that were not applied.
+    DiscardEdits,
 }
 
 /// A toggle and what its re-evaluation gave.
@@ -120,6 +134,8 @@ pub struct Editor {
     /// The validation error: (1-based line, message).
     pub error: Option<(Option<usize>, String)>,
     pub read_only: bool,
+    /// The text the editor opened with (closing asks only when it was edited).
+    pub opened: String,
 }
 
 impl Editor {
@@ -322,10 +338,16 @@ impl App {
                     self.confirmed()
                 }
                 Some(Action::ConfirmNo) => {
-                    self.mode = Mode::Normal;
+                    // a question asked from the editor goes back to it, edits kept
+                    self.mode = if self.editor.is_some() {
+                        Mode::Editor
+                    } else {
+                        Mode::Normal
+                    };
                     self.confirm = None;
                     vec![]
                 }
+                Some(Action::ConfirmNewSession) => self.confirmed_new_session(),
                 _ => vec![],
             },
             Mode::Normal => match lookup(Mode::Normal, &key, review) {
@@ -459,19 +481,29 @@ impl App {
         });
         let mut textarea = TextArea::new(text.lines().map(str::to_string).collect());
         textarea.set_line_number_style(self.theme.dim());
-        self.editor = Some(Editor {
+        let editor = Editor {
             textarea,
             error: None,
             read_only: self.review,
-        });
+            opened: String::new(),
+        };
+        let opened = editor.text();
+        self.editor = Some(Editor { opened, ..editor });
         self.mode = Mode::Editor;
     }
 
     fn editor_key(&mut self, key: KeyEvent) -> Vec<Command> {
         match lookup(Mode::Editor, &key, self.review) {
             Some(Action::EditorClose) => {
-                self.editor = None;
-                self.mode = Mode::Normal;
+                let edited = self
+                    .editor
+                    .as_ref()
+                    .is_some_and(|ed| !ed.read_only && ed.text() != ed.opened);
+                if edited {
+                    self.ask(Confirm::DiscardEdits);
+                } else {
+                    self.close_editor();
+                }
                 vec![]
             }
             Some(Action::EditorApply) => self.apply_editor(),
@@ -495,6 +527,7 @@ impl App {
             return vec![];
         }
         let text = ed.text();
+        let opened = ed.opened.clone();
         let path = self
             .config_path
             .clone()
@@ -512,18 +545,61 @@ impl App {
             }
             Ok(cfg) => {
                 let rerun = affected_stage(&self.session.config, &cfg.raw);
-                self.editor = None;
-                self.mode = Mode::Normal;
+                let stages_reset = rerun.map_or(0, |r| {
+                    StageId::ALL
+                        .iter()
+                        .filter(|s| **s >= r)
+                        .filter(|s| {
+                            let r = self.session.stage(**s);
+                            r.best.is_some() || r.state.finished()
+                        })
+                        .count()
+                });
+                // the edit names another model file than the text it started from
+                let other_model = crate::config::yaml::from_str::<RawConfig>(&opened)
+                    .map_or(true, |before| before.model != cfg.raw.model);
                 match rerun {
-                    None => self.say("configuration unchanged"),
-                    Some(s) => self.say(format!(
-                        "configuration applied; re-running from stage {}",
-                        s.step()
-                    )),
+                    Some(rerun) if stages_reset > 0 || other_model => {
+                        self.ask(Confirm::ApplyConfig {
+                            text,
+                            rerun,
+                            stages_reset,
+                            other_model,
+                        });
+                        vec![]
+                    }
+                    _ => self.apply_config(text, rerun, false),
                 }
-                vec![Command::ApplyConfig { text, rerun }]
             }
         }
+    }
+
+    /// Closes the editor and sends the configuration (nothing to ask, or asked already).
+    pub(super) fn apply_config(
+        &mut self,
+        text: String,
+        rerun: Option<StageId>,
+        new_session: bool,
+    ) -> Vec<Command> {
+        self.close_editor();
+        match (rerun, new_session) {
+            (None, _) => self.say("configuration unchanged"),
+            (Some(_), true) => self.say("configuration applied to a new session file"),
+            (Some(s), false) => self.say(format!(
+                "configuration applied; re-running from stage {}",
+                s.step()
+            )),
+        }
+        vec![Command::ApplyConfig {
+            text,
+            rerun,
+            new_session,
+        }]
+    }
+
+    pub(super) fn close_editor(&mut self) {
+        self.editor = None;
+        self.mode = Mode::Normal;
     }
 
     fn filter_key(&mut self, key: KeyEvent) -> Vec<Command> {

@@ -41,7 +41,29 @@ impl App {
                 vec![Command::Cancel]
             }
             Some(Confirm::Adopt(id)) => self.send_adopt(id),
+            Some(Confirm::ApplyConfig { text, rerun, .. }) => {
+                self.apply_config(text, Some(rerun), false)
+            }
+            Some(Confirm::DiscardEdits) => {
+                self.close_editor();
+                self.say("edits discarded");
+                vec![]
+            }
             None => vec![],
+        }
+    }
+
+    /// `s` to a question: apply the edited configuration to a new session file, leaving
+    /// this session as it is. Other questions ignore it.
+    pub(super) fn confirmed_new_session(&mut self) -> Vec<Command> {
+        match self.confirm.take() {
+            Some(Confirm::ApplyConfig { text, rerun, .. }) => {
+                self.apply_config(text, Some(rerun), true)
+            }
+            other => {
+                self.confirm = other;
+                vec![]
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use super::terminal::Guard;
 use super::view;
 use super::worker::{self, Start, WorkerCmd, WorkerHandle};
 use crate::config::RawConfig;
+use crate::session::StageId;
 
 const TICK: Duration = Duration::from_millis(250);
 
@@ -106,12 +107,19 @@ fn dispatch(
         Command::Save => w.send(WorkerCmd::Save),
         Command::Cancel => w.cancel(),
         Command::Quit => {}
-        Command::ApplyConfig { text, rerun } => {
+        Command::ApplyConfig {
+            text,
+            rerun,
+            new_session,
+        } => {
             let Some(rerun) = rerun else { return Ok(()) };
-            let session_path = app
+            let mut session_path = app
                 .session_path
                 .clone()
                 .context("no session file to apply a configuration to")?;
+            if new_session {
+                session_path = fresh_session_path(&session_path)?;
+            }
             let original = app
                 .config_path
                 .clone()
@@ -120,19 +128,29 @@ fn dispatch(
             if let Some(old) = worker.take() {
                 old.stop(Duration::from_secs(10));
             }
-            let mut session = app.session.clone();
-            session.config = raw;
-            session.config_file = Some(path.display().to_string());
+            // a new session file starts afresh from stage 1; this one keeps its stages
+            let session = (!new_session).then(|| {
+                let mut s = app.session.clone();
+                s.config = raw;
+                s.config_file = Some(path.display().to_string());
+                s
+            });
+            let rerun = if new_session {
+                StageId::Calibrate
+            } else {
+                rerun
+            };
             app.config_path = Some(path.clone());
             app.config_text = Some(written);
+            app.session_path = Some(session_path.clone());
             app.job = None;
             app.queued.clear();
             *worker = Some(worker::spawn(
                 Start {
                     config: path,
                     session_path,
-                    session: Some(session),
-                    reset: Some(rerun),
+                    session,
+                    reset: (!new_session).then_some(rerun),
                     run: Some(rerun),
                 },
                 tx.clone(),
@@ -142,57 +160,42 @@ fn dispatch(
     Ok(())
 }
 
-/// Writes an applied configuration next to the session (`<session>.config.yaml`), with its
-/// relative paths made absolute against the original file's folder so they still resolve.
+/// Writes an applied configuration next to the session (`<session>.config.yaml`), as the
+/// user wrote it (comments and order kept), with its relative paths made absolute against
+/// the original file's folder so they still resolve.
 fn write_config(
     text: &str,
     original: &Path,
     session: &Path,
 ) -> Result<(PathBuf, RawConfig, String)> {
-    use serde_yaml::Value;
-    let mut v: Value = serde_yaml::from_str(text).context("re-reading the configuration")?;
     let base = original.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = std::fs::canonicalize(&base).unwrap_or(base);
-    let abs = |v: &mut Value| match v {
-        Value::String(p) if Path::new(p.as_str()).is_relative() => {
-            *p = base.join(p.as_str()).display().to_string();
-        }
-        Value::Sequence(items) => {
-            for it in items {
-                if let Value::String(p) = it
-                    && Path::new(p.as_str()).is_relative()
-                {
-                    *p = base.join(p.as_str()).display().to_string();
-                }
-            }
-        }
-        _ => {}
-    };
-    if let Some(m) = v.get_mut("model") {
-        abs(m);
-    }
-    if let Some(Value::Sequence(inputs)) = v.get_mut("preprocess_parameter") {
-        for i in inputs {
-            if let Some(p) = i.get_mut("input_file_path") {
-                abs(p);
-            }
-        }
-    }
-    if let Some(e) = v.get_mut("evaluation") {
-        for key in ["input_file_path", "labels"] {
-            if let Some(p) = e.get_mut(key) {
-                abs(p);
-            }
-        }
-    }
-    let yaml = serde_yaml::to_string(&v).context("writing the configuration")?;
-    let raw: RawConfig = serde_yaml::from_str(&yaml).context("re-reading the configuration")?;
+    let (yaml, raw) = crate::config::rebase::rebase_paths(text, &base)
+        .map_err(|e| anyhow::anyhow!("re-reading the configuration: {}", e.message))?;
     let mut name = session.file_stem().unwrap_or_default().to_os_string();
     name.push(".config.yaml");
     let path = session.with_file_name(name);
     crate::util::fs::write_atomic(&path, yaml.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok((path, raw, yaml))
+}
+
+/// A session path next to `session` that holds nothing yet (`S-2.json`, `S-3.json`, …):
+/// neither the file nor its journal exists.
+fn fresh_session_path(session: &Path) -> Result<PathBuf> {
+    let stem = session.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = session
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    (2..10_000)
+        .map(|n| session.with_file_name(format!("{stem}-{n}{ext}")))
+        .find(|p| {
+            !p.exists()
+                && p.symlink_metadata().is_err()
+                && !crate::session::journal_path(p).exists()
+        })
+        .context("no free session file name next to the session")
 }
 
 /// Stops the worker (it saves), showing nothing: the UI is already closing.

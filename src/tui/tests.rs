@@ -456,7 +456,7 @@ fn small_terminals_get_a_clear_screen_and_help_scrolls() {
     }
     let end = screen(&mut a, 80, 24);
     assert!(
-        end.contains("yes (quit, cancel, adopt)"),
+        end.contains("s         apply to a new session file"),
         "the last row shows:\n{end}"
     );
     a.handle_key(ch('k'));
@@ -604,14 +604,69 @@ fn editor_apply_and_close() {
     }
     let ed = a.editor.as_mut().unwrap();
     ed.textarea = tui_textarea::TextArea::new(vec!["model: m.onnx".into(), "bin: 200".into()]);
-    let cmds = a.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let ctrl_s = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
+    // stages 1–7 hold results: applying asks first, and "no" goes back to the edits
+    assert!(a.handle_key(ctrl_s).is_empty());
+    assert_eq!(a.mode, Mode::Confirm);
+    let shown = screen(&mut a, 80, 24);
+    assert!(
+        shown.contains("Resets 4 stage(s) from stage 1 on;"),
+        "{shown}"
+    );
+    assert!(shown.contains("s new session"), "{shown}");
+    assert!(a.handle_key(ch('n')).is_empty());
+    assert_eq!(a.mode, Mode::Editor);
     assert_eq!(
-        cmds,
+        a.editor.as_ref().unwrap().text(),
+        "model: m.onnx\nbin: 200\n"
+    );
+    let apply = |new_session| {
         vec![Command::ApplyConfig {
             text: "model: m.onnx\nbin: 200\n".into(),
-            rerun: Some(StageId::Calibrate)
+            rerun: Some(StageId::Calibrate),
+            new_session,
         }]
+    };
+    a.handle_key(ctrl_s);
+    assert_eq!(a.handle_key(ch('y')), apply(false));
+    assert_eq!(a.mode, Mode::Normal);
+    assert!(a.editor.is_none());
+    // the same edit, applied to a new session file instead
+    a.handle_key(ch('e'));
+    a.editor.as_mut().unwrap().textarea =
+        tui_textarea::TextArea::new(vec!["model: m.onnx".into(), "bin: 200".into()]);
+    a.handle_key(ctrl_s);
+    assert_eq!(a.handle_key(ch('s')), apply(true));
+    assert!(
+        a.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("new session file")
     );
+}
+
+#[test]
+fn editor_asks_before_dropping_edits() {
+    let mut a = app();
+    a.config_text = Some("# kept\nmodel: m.onnx\n".into());
+    a.handle_key(ch('e'));
+    a.handle_key(ch('x'));
+    a.handle_key(key(KeyCode::Esc));
+    assert_eq!(a.mode, Mode::Confirm);
+    assert!(screen(&mut a, 80, 24).contains("drop the edits"));
+    // `s` means nothing to this question
+    assert!(a.handle_key(ch('s')).is_empty());
+    assert_eq!(a.mode, Mode::Confirm);
+    a.handle_key(key(KeyCode::Esc));
+    assert_eq!(a.mode, Mode::Editor);
+    a.handle_key(key(KeyCode::Esc));
+    a.handle_key(ch('y'));
+    assert_eq!(a.mode, Mode::Normal);
+    assert!(a.editor.is_none());
+    // an editor closed unedited does not ask
+    a.handle_key(ch('e'));
+    a.handle_key(key(KeyCode::Esc));
     assert_eq!(a.mode, Mode::Normal);
 }
 
@@ -671,6 +726,7 @@ fn every_binding_is_exercised() {
         Action::EditorClose,
         Action::ConfirmYes,
         Action::ConfirmNo,
+        Action::ConfirmNewSession,
         Action::HelpClose,
     ];
     for b in KEYMAP {

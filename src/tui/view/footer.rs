@@ -4,9 +4,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::tui::app::App;
+use crate::tui::app::{App, Confirm};
 use crate::tui::event::JobKind;
-use crate::tui::keymap::{KEYMAP, Mode, footer_entries, keys_label};
+use crate::tui::keymap::{Action, KEYMAP, Mode, footer_entries, keys_label};
 use crate::tui::model::{self, fmt_delta, fmt_metric};
 use crate::tui::theme::{Glyph, fit};
 
@@ -160,6 +160,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         for b in KEYMAP
             .iter()
             .filter(|b| b.mode == app.mode && b.scope.applies(app.review))
+            // `s` answers only the question about an edited configuration
+            .filter(|b| {
+                b.action != Action::ConfirmNewSession
+                    || matches!(app.confirm, Some(Confirm::ApplyConfig { .. }))
+            })
         {
             spans.push(Span::styled(format!(" {}", keys_label(b, t)), t.key()));
             spans.push(Span::raw(format!(" {} ", b.help)));

@@ -121,6 +121,39 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App) {
                 ],
             )
         }
+        Some(Confirm::ApplyConfig {
+            rerun,
+            stages_reset,
+            other_model,
+            ..
+        }) => {
+            let n = s.evaluation_count();
+            let first = if *other_model {
+                format!("Another model: this session ({n} evals) is moved aside")
+            } else {
+                format!(
+                    "Resets {stages_reset} stage(s) from stage {} on;",
+                    rerun.step()
+                )
+            };
+            let second = if *other_model {
+                "to a .bak file and a new session starts here.".to_string()
+            } else {
+                "their evals stay in the history, not as results.".to_string()
+            };
+            (
+                " apply config? ",
+                vec![
+                    first,
+                    second,
+                    "Or s: a new session file, this one left as it is.".into(),
+                ],
+            )
+        }
+        Some(Confirm::DiscardEdits) => (
+            " discard edits? ",
+            vec!["Close the editor and drop the edits not applied?".into()],
+        ),
         _ => {
             let what = app
                 .job
@@ -136,7 +169,8 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App) {
         }
     };
     let w = 64.min(area.width);
-    let pop = centered(area, w, 6);
+    let h = (text.len() as u16).saturating_add(4);
+    let pop = centered(area, w, h);
     frame.render_widget(Clear, pop);
     let b = block(t, title, true);
     let inner = b.inner(pop);
@@ -146,13 +180,17 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App) {
         .map(|x| Line::from(fit(x, inner.width as usize, t)))
         .collect();
     lines.push(Line::from(""));
-    lines.push(Line::from(vec![
-        Span::styled("y", t.key()),
-        Span::raw(" yes   "),
+    let mut keys = vec![Span::styled("y", t.key()), Span::raw(" yes   ")];
+    if matches!(app.confirm, Some(Confirm::ApplyConfig { .. })) {
+        keys.push(Span::styled("s", t.key()));
+        keys.push(Span::raw(" new session   "));
+    }
+    keys.extend([
         Span::styled("n", t.key()),
         Span::raw("/"),
         Span::styled("Esc", t.key()),
         Span::raw(" no"),
-    ]));
+    ]);
+    lines.push(Line::from(keys));
     frame.render_widget(Paragraph::new(lines), inner);
 }
