@@ -14,6 +14,7 @@ use super::isa::Isa;
 
 mod avx2;
 mod avx512;
+mod narrow;
 mod scalar;
 
 /// Largest `mr` of any layout.
@@ -203,6 +204,9 @@ pub fn gemm(isa: Isa, a: &PackedA, n: usize, b: BSource, out: Output, parallel: 
             offs[..k].iter().all(|&o| o + n <= base.len()),
             "B rows run past their buffer"
         );
+    }
+    if n <= narrow::NARROW_N {
+        return narrow::gemm_narrow(isa, a, n, b, out, parallel);
     }
     let (mr, nr) = (layout.mr, layout.nr);
     let kc_max = match b {

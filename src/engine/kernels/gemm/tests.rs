@@ -116,6 +116,11 @@ fn gemm_matches_reference_on_ragged_shapes_on_every_isa() {
         (24, 100, 600),
         (5, 3, 1000),
         (29, 47, 31),
+        // narrow B (the fully connected layer at batch 1): its own path
+        (29, 1, 700),
+        (33, 2, 9),
+        (100, 4, 3000),
+        (15, 5, 40),
     ];
     for isa in Isa::supported() {
         for &(m, n, k) in &shapes {
