@@ -17,9 +17,10 @@ use super::Plan;
 pub enum Int8Mode {
     /// The float fake-quant path (Q/DQ then the float kernel): the reference, and the
     /// default, because it computes what ONNX Runtime computes on the exported model.
-    /// The integer path's sums round differently, and on the demo that flips the next
-    /// layer's quantization on a few values, enough to change 2 of 300 top-1 decisions:
-    /// it stays opt-in until it can be made to agree.
+    /// The integer path's sums round differently, which flips the next layer's
+    /// quantization on values at a rounding boundary — as much as the float path's own
+    /// summation order does across ISAs (README "The engine") — and it is not faster
+    /// yet: it stays opt-in.
     #[default]
     Float,
     /// Integer kernels on every ISA (the portable kernel on `scalar`).
