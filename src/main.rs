@@ -58,11 +58,20 @@ fn usage_error(e: clap::Error) -> ExitCode {
         );
     }
     let text = e.render().to_string();
-    let first = text
+    // clap's first paragraph, on one line (missing arguments are listed on lines of
+    // their own under it), without the usage block that follows
+    let first: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("bad command line");
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let first = first.join(" ");
+    let first = if first.is_empty() {
+        "bad command line"
+    } else {
+        first.as_str()
+    };
     let first = first.strip_prefix("error: ").unwrap_or(first);
     eprintln!(
         "qtune: error: {} (see `qtune --help`)",

@@ -175,3 +175,76 @@ fn inspect_json_lists_layers() {
     assert_eq!(layers[0]["op_type"], "Conv");
     assert!(doc["unsupported"].as_array().unwrap().is_empty());
 }
+
+/// A model whose only node is a Constant: it has no graph inputs.
+fn constant_model(dir: &Path) -> PathBuf {
+    use prost::Message;
+    use qtune::onnx::proto::*;
+    let value = TensorProto {
+        dims: vec![2],
+        data_type: Some(1),
+        float_data: vec![1.5, -2.0],
+        name: Some("v".into()),
+        ..Default::default()
+    };
+    let node = NodeProto {
+        op_type: Some("Constant".into()),
+        output: vec!["y".into()],
+        attribute: vec![AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(attribute_proto::AttributeType::Tensor as i32),
+            t: Some(value),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let out = ValueInfoProto {
+        name: Some("y".into()),
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(GraphProto {
+            node: vec![node],
+            output: vec![out],
+            name: Some("g".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let path = dir.join("constant.onnx");
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    path
+}
+
+#[test]
+fn infer_runs_a_model_without_inputs_and_missing_arguments_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = constant_model(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = qtune(&["infer", s(&m), "--out", s(&out_dir)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let y = qtune::data::read_npy(&out_dir.join("output_0.npy")).unwrap();
+    assert_eq!(y.to_f64_vec(), vec![1.5, -2.0]);
+    // an --input too many is counted against the model's inputs
+    let out = qtune(&[
+        "infer",
+        s(&m),
+        "--input",
+        s(&bad("x_ok.npy")),
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_bad_input(&out, &["0 input(s)", "1 --input given"]);
+    // clap's list of what is missing stays on the one line
+    assert_bad_input(&qtune(&["infer", s(&m)]), &["not provided", "--out <DIR>"]);
+}

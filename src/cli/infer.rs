@@ -1,4 +1,4 @@
-//! `qtune infer MODEL --input X.npy [--input Y.npy …] --out DIR`.
+//! `qtune infer MODEL [--input X.npy …] --out DIR` (one `--input` per graph input).
 
 use std::path::PathBuf;
 
@@ -14,8 +14,9 @@ use super::guard::Input;
 pub struct Args {
     /// The ONNX model.
     pub model: Option<PathBuf>,
-    /// Input tensors as .npy files, one per graph input, in graph-input order.
-    #[arg(long = "input", value_name = "X.npy", required = true)]
+    /// Input tensors as .npy files, one per graph input, in graph-input order (none for a
+    /// model without inputs).
+    #[arg(long = "input", value_name = "X.npy")]
     pub inputs: Vec<PathBuf>,
     /// Folder for the outputs: DIR/output_K.npy per graph output, in graph order.
     #[arg(long, value_name = "DIR")]

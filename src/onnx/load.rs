@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::attrs::{TensorError, attr_from_proto, tensor_from_proto};
 use super::proto::{
-    ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
+    GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto,
     tensor_shape_proto::dimension::Value as DimValue,
 };
 use crate::ir::tensor::onnx_type_name;
@@ -70,6 +70,34 @@ pub fn load_model(path: &Path) -> Result<Model, LoadError> {
     })
 }
 
+/// Why a model without a default-domain opset cannot run: it uses only other domains
+/// (`ai.onnx.ml`, training), whose ops qtune does not run, or it is not a model at all.
+fn no_default_opset(gp: &GraphProto, others: &[(String, i64)]) -> String {
+    let first = gp.node.first();
+    match (others.is_empty(), first) {
+        (false, Some(n)) => {
+            let domain = n.domain.clone().unwrap_or_default();
+            let op = escape_control(n.op_type.as_deref().unwrap_or("?"));
+            let shown = if domain.is_empty() {
+                op
+            } else {
+                format!("{}.{op}", escape_control(&domain))
+            };
+            let imports: Vec<String> = others
+                .iter()
+                .map(|(d, v)| format!("{} {v}", escape_control(d)))
+                .collect();
+            format!(
+                "unsupported op `{shown}` (node `{}`): the model imports only {} and no \
+                 opset of the default ONNX domain, the only one qtune runs",
+                escape_control(n.name.as_deref().unwrap_or("")),
+                imports.join(", ")
+            )
+        }
+        _ => "no opset for the default ONNX domain (truncated, or not an ONNX model)".into(),
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -97,9 +125,7 @@ pub fn graph_from_bytes(bytes: &[u8], path: &Path) -> Result<Graph, LoadError> {
             other_opsets.push((d, o.version.unwrap_or(0)));
         }
     }
-    let opset = opset.ok_or_else(|| {
-        invalid("no opset for the default ONNX domain (truncated, or not an ONNX model)".into())
-    })?;
+    let opset = opset.ok_or_else(|| invalid(no_default_opset(gp, &other_opsets)))?;
     if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
         return Err(invalid(format!(
             "opset {opset} of the default ONNX domain is not supported; qtune reads opsets {MIN_OPSET} to {MAX_OPSET}"
@@ -386,4 +412,51 @@ pub fn shared(t: Tensor) -> Arc<Tensor> {
 #[allow(dead_code)]
 fn _assert_value_is_send(v: Value) -> impl Send {
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::proto::OperatorSetIdProto;
+    use super::*;
+
+    fn model(opsets: &[(&str, i64)], node_domain: &str, op: &str) -> Vec<u8> {
+        let node = NodeProto {
+            op_type: Some(op.into()),
+            domain: Some(node_domain.into()),
+            name: Some("n0".into()),
+            ..Default::default()
+        };
+        ModelProto {
+            ir_version: Some(8),
+            opset_import: opsets
+                .iter()
+                .map(|(d, v)| OperatorSetIdProto {
+                    domain: Some(d.to_string()),
+                    version: Some(*v),
+                })
+                .collect(),
+            graph: Some(GraphProto {
+                node: vec![node],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn a_model_of_another_domain_names_its_op_not_a_truncated_file() {
+        let bytes = model(&[("ai.onnx.ml", 3)], "ai.onnx.ml", "Binarizer");
+        let e = graph_from_bytes(&bytes, Path::new("m.onnx")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("unsupported op `ai.onnx.ml.Binarizer` (node `n0`)"),
+            "{msg}"
+        );
+        assert!(msg.contains("imports only ai.onnx.ml 3"), "{msg}");
+        // nothing imported at all: not a model
+        let bytes = model(&[], "", "Relu");
+        let e = graph_from_bytes(&bytes, Path::new("m.onnx")).unwrap_err();
+        assert!(e.to_string().contains("not an ONNX model"), "{e}");
+    }
 }
