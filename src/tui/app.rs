@@ -35,6 +35,11 @@ pub enum Command {
         new_session: bool,
     },
     Quit,
+    /// Exclude (`exclude`) or include all of `layers`, in one re-evaluation.
+    SetLayers {
+        layers: Vec<String>,
+        exclude: bool,
+    },
 }
 
 /// The panels; on small terminals, the tabs.
@@ -109,6 +114,8 @@ pub enum Confirm {
     },
     /// Close the editor, dropping edits that were not applied.
     DiscardEdits,
+    /// Exclude (`exclude`) or include these layers, more than a few, in one job.
+    Layers { layers: Vec<String>, exclude: bool },
 }
 
 /// A toggle and what its re-evaluation gave.
@@ -189,6 +196,8 @@ pub struct App {
     /// First layer row on screen.
     pub layer_offset: usize,
     pub quit: bool,
+    /// The bisection tools' state (the range mark).
+    pub bisect: super::bisect::Bisect,
 }
 
 impl App {
@@ -223,6 +232,7 @@ impl App {
             page: 10,
             layer_offset: 0,
             quit: false,
+            bisect: Default::default(),
         };
         app.stage_cursor = app.last_run_stage().unwrap_or(0);
         app.refresh();
@@ -411,6 +421,11 @@ impl App {
             Action::Curves => self.all_curves = !self.all_curves,
             Action::NextTab => self.tab = self.tab.step(1),
             Action::PrevTab => self.tab = self.tab.step(-1),
+            Action::ExcludeUpTo => return self.toggle_span(super::bisect::Span::UpTo),
+            Action::ExcludeFrom => return self.toggle_span(super::bisect::Span::From),
+            Action::Mark => self.toggle_mark(),
+            Action::Undo => return self.undo(-1),
+            Action::Redo => return self.undo(1),
             _ => {}
         }
         vec![]
@@ -420,6 +435,9 @@ impl App {
         if self.review {
             self.read_only();
             return vec![];
+        }
+        if self.bisect.mark.is_some() {
+            return self.toggle_span(super::bisect::Span::Range);
         }
         let Some(name) = self.selected_row().map(|r| r.name.clone()) else {
             return vec![];
@@ -701,6 +719,13 @@ impl App {
                     evaluation,
                 });
             }
+            JobEvent::LayersSet {
+                layers,
+                excluded,
+                before,
+                after,
+                ..
+            } => self.layers_set(&layers, excluded, before, after),
             JobEvent::Saved(p) => self.say(format!("saved {}", p.display())),
             JobEvent::FlowFinished { result, adopted } => self.flow_finished(result, adopted),
             JobEvent::Finished(kind) => {

@@ -44,6 +44,7 @@ impl App {
             Some(Confirm::ApplyConfig { text, rerun, .. }) => {
                 self.apply_config(text, Some(rerun), false)
             }
+            Some(Confirm::Layers { layers, exclude }) => self.send_layers(layers, exclude),
             Some(Confirm::DiscardEdits) => {
                 self.close_editor();
                 self.say("edits discarded");
@@ -76,9 +77,12 @@ impl App {
         }
     }
 
-    /// Esc: back to the current state, else clear the filter, else the message.
+    /// Esc: clear the range mark, else back to the current state, else clear the filter,
+    /// else the message.
     pub(super) fn back(&mut self) {
-        if self.viewing.take().is_some() {
+        if self.bisect.mark.take().is_some() {
+            self.say("range mark cleared");
+        } else if self.viewing.take().is_some() {
             self.refresh();
             self.say("back to the current state");
         } else if !self.filter.is_empty() {
@@ -176,7 +180,7 @@ impl App {
         self.send_adopt(id)
     }
 
-    fn send_adopt(&mut self, id: EvalId) -> Vec<Command> {
+    pub(super) fn send_adopt(&mut self, id: EvalId) -> Vec<Command> {
         self.viewing = None;
         self.refresh();
         self.queued.push(JobKind::Adopt(id));
@@ -219,6 +223,11 @@ impl App {
                 JobKind::Toggle(l) => format!("toggle {l}"),
                 JobKind::Stage(s) => format!("stage {}", s.step()),
                 JobKind::Adopt(i) => format!("adopt {i}"),
+                JobKind::Layers { layers, exclude } => format!(
+                    "{} {} layers",
+                    if exclude { "exclude" } else { "include" },
+                    layers.len()
+                ),
                 JobKind::Load => "load".into(),
             })
             .collect();

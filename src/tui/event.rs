@@ -53,6 +53,11 @@ pub enum JobKind {
     Toggle(String),
     /// Making an evaluation the current state.
     Adopt(crate::session::EvalId),
+    /// Excluding (`exclude`) or including several layers at once, one re-evaluation.
+    Layers {
+        layers: Vec<String>,
+        exclude: bool,
+    },
 }
 
 impl JobKind {
@@ -62,6 +67,11 @@ impl JobKind {
             JobKind::Stage(s) => format!("stage {} ({})", s.step(), s.title()),
             JobKind::Toggle(l) => format!("re-evaluating with {l} toggled"),
             JobKind::Adopt(i) => format!("adopting {i}"),
+            JobKind::Layers { layers, exclude } => format!(
+                "re-evaluating with {} layers {}",
+                layers.len(),
+                if *exclude { "excluded" } else { "included" }
+            ),
         }
     }
 }
@@ -87,6 +97,14 @@ pub enum JobEvent {
     /// A toggle's re-evaluation ended.
     Toggled {
         layer: String,
+        excluded: bool,
+        before: Option<f64>,
+        after: f64,
+        evaluation: crate::session::EvalId,
+    },
+    /// A several-layer toggle's re-evaluation ended.
+    LayersSet {
+        layers: Vec<String>,
         excluded: bool,
         before: Option<f64>,
         after: f64,

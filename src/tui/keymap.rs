@@ -94,6 +94,16 @@ pub enum Action {
     HelpClose,
     HelpUp,
     HelpDown,
+    /// Exclude every layer up to the cursor (include them when all are excluded).
+    ExcludeUpTo,
+    /// Exclude every layer from the cursor on (include them when all are excluded).
+    ExcludeFrom,
+    /// Set or clear the range mark (space then toggles the range).
+    Mark,
+    /// The previous blacklist tried becomes the current state.
+    Undo,
+    /// The next blacklist tried becomes the current state.
+    Redo,
 }
 
 /// One key: a code and the modifiers that must be held (Shift is ignored for characters).
@@ -308,7 +318,7 @@ pub const KEYMAP: &[Binding] = &[
         M::Normal,
         &[c('/')],
         A::Filter,
-        "filter layers by name",
+        "filter by name; :x excluded",
         Some("filter"),
     ),
     b(
@@ -353,6 +363,56 @@ pub const KEYMAP: &[Binding] = &[
         A::Quit,
         "quit (asks if busy)",
         Some("quit"),
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('<')],
+            A::ExcludeUpTo,
+            "exclude all up to here (asks)",
+            None,
+        ),
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('>')],
+            A::ExcludeFrom,
+            "exclude all from here on (asks)",
+            None,
+        ),
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('V')],
+            A::Mark,
+            "mark a range; space toggles it",
+            None,
+        ),
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('u')],
+            A::Undo,
+            "undo: previous blacklist tried",
+            None,
+        ),
+    ),
+    only(
+        Scope::Live,
+        b(
+            M::Normal,
+            &[c('U'), ctrl('r')],
+            A::Redo,
+            "redo: next blacklist tried",
+            None,
+        ),
     ),
     b(
         M::Filter,

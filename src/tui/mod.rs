@@ -3,6 +3,7 @@
 //! session snapshot plus the job's progress and never compute.
 
 pub mod app;
+mod bisect;
 mod browse;
 pub mod event;
 pub mod fixture;

@@ -199,8 +199,8 @@ pub fn ranking(s: &Session) -> HashMap<&str, usize> {
         .unwrap_or_default()
 }
 
-/// The rows for `filter` (a case-insensitive substring of the name) in `sort` order, of
-/// the evaluation in view.
+/// The rows for `filter` (a case-insensitive substring of the name; `:x` only excluded
+/// layers, `:i` only included ones) in `sort` order, of the evaluation in view.
 pub fn build_rows(s: &Session, viewing: Option<EvalId>, filter: &str, sort: Sort) -> Vec<LayerRow> {
     let setting = setting_in_view(s, viewing).and_then(|i| s.setting(i));
     let eval = evaluation_in_view(s, viewing).and_then(|i| s.evaluation(i));
@@ -215,7 +215,7 @@ pub fn build_rows(s: &Session, viewing: Option<EvalId>, filter: &str, sort: Sort
         })
         .unwrap_or_default();
     let rank = ranking(s);
-    let needle = filter.to_lowercase();
+    let (needle, only) = super::bisect::parse_filter(filter);
     let mut rows: Vec<LayerRow> = s
         .layers
         .iter()
@@ -239,6 +239,7 @@ pub fn build_rows(s: &Session, viewing: Option<EvalId>, filter: &str, sort: Sort
                 excluded: exclude.contains(&l.name),
             }
         })
+        .filter(|r: &LayerRow| only.is_none_or(|x| r.excluded == x))
         .collect();
     match sort {
         Sort::Graph => {}

@@ -107,6 +107,7 @@ fn dispatch(
         Command::Save => w.send(WorkerCmd::Save),
         Command::Cancel => w.cancel(),
         Command::Quit => {}
+        Command::SetLayers { layers, exclude } => w.send(WorkerCmd::SetLayers { layers, exclude }),
         Command::ApplyConfig {
             text,
             rerun,

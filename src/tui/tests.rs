@@ -728,6 +728,12 @@ fn every_binding_is_exercised() {
         Action::ConfirmNo,
         Action::ConfirmNewSession,
         Action::HelpClose,
+        // bisect_tests.rs
+        Action::ExcludeUpTo,
+        Action::ExcludeFrom,
+        Action::Mark,
+        Action::Undo,
+        Action::Redo,
     ];
     for b in KEYMAP {
         assert!(tested.contains(&b.action), "{:?} has no test", b.action);

@@ -29,6 +29,11 @@ pub enum WorkerCmd {
     Adopt(crate::session::EvalId),
     Save,
     Quit,
+    /// Exclude (`exclude`) or include all of `layers`, evaluated once.
+    SetLayers {
+        layers: Vec<String>,
+        exclude: bool,
+    },
 }
 
 /// How to start a worker.
@@ -258,6 +263,11 @@ fn work(
                 out.send(JobEvent::Saved(start.session_path.clone()));
             }
             WorkerCmd::Quit => break,
+            WorkerCmd::SetLayers { layers, exclude } => {
+                if !set_layers(&mut tuner, layers, exclude, out) && drain(rx) {
+                    break;
+                }
+            }
         }
     }
     // Leaving: fold the journal into the snapshot, so the file alone holds everything.
@@ -334,6 +344,25 @@ fn toggle(tuner: &mut Tuner, layer: &str, out: &Out) -> bool {
             excluded,
             before,
             after: t.session.evaluation(i).map_or(f64::NAN, |e| e.metric()),
+            evaluation: i,
+        });
+        Ok(())
+    })
+}
+
+fn set_layers(tuner: &mut Tuner, layers: Vec<String>, exclude: bool, out: &Out) -> bool {
+    let kind = JobKind::Layers {
+        layers: layers.clone(),
+        exclude,
+    };
+    job(tuner, kind, out, |t| {
+        let before = t.session.current_evaluation().map(|(_, e)| e.metric());
+        let i = t.set_excluded(&layers, exclude, out)?;
+        out.send(JobEvent::LayersSet {
+            after: t.session.evaluation(i).map_or(f64::NAN, |e| e.metric()),
+            layers,
+            excluded: exclude,
+            before,
             evaluation: i,
         });
         Ok(())

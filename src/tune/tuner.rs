@@ -368,6 +368,35 @@ impl<'e, 'w> Tuner<'e, 'w> {
         self.evaluate_current(exclude, obs)
     }
 
+    /// Excludes (`exclude`) or includes every layer of `layers` on the current exclude_op
+    /// and evaluates the result once (the TUI's range and up-to/from-the-cursor toggles).
+    /// Layers already in that state are left as they are. Returns the evaluation's id.
+    pub fn set_excluded(
+        &mut self,
+        layers: &[String],
+        exclude: bool,
+        obs: &dyn Observer,
+    ) -> Result<EvalId> {
+        let mut list = self.session.current.exclude.clone();
+        if exclude {
+            for l in layers {
+                if !list.contains(l) {
+                    list.push(l.clone());
+                }
+            }
+        } else {
+            list.retain(|x| !layers.contains(x));
+        }
+        let verb = if exclude { "exclude" } else { "include" };
+        let names = match layers {
+            [first, _, _, .., last] => format!("{first} … {last}"),
+            _ => layers.join(", "),
+        };
+        self.session
+            .log(format!("{verb} {} layers ({names})", layers.len()));
+        self.evaluate_current(list, obs)
+    }
+
     /// Sets the current exclude_op to `exclude` (with the current setting) and evaluates
     /// it; the result becomes the current state. Returns the evaluation's id.
     pub fn evaluate_current(&mut self, exclude: Vec<String>, obs: &dyn Observer) -> Result<EvalId> {

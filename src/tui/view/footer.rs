@@ -153,7 +153,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Line::from(vec![
             Span::styled("filter: ", t.key()),
             Span::raw(format!("{}_", app.filter)),
-            Span::styled("  (Enter keep, Esc clear)", t.dim()),
+            Span::styled(
+                "  (:x excluded, :i included; Enter keep, Esc clear)",
+                t.dim(),
+            ),
         ])
     } else if matches!(app.mode, Mode::Editor | Mode::Confirm | Mode::Help) {
         let mut spans = Vec::new();

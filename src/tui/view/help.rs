@@ -150,6 +150,20 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, app: &App) {
                 ],
             )
         }
+        Some(Confirm::Layers { layers, exclude }) => {
+            let verb = if *exclude { "Exclude" } else { "Include" };
+            let (first, last) = (
+                layers.first().map_or("", String::as_str),
+                layers.last().map_or("", String::as_str),
+            );
+            (
+                " toggle layers? ",
+                vec![
+                    format!("{verb} {} layers ({first} … {last})?", layers.len()),
+                    "One re-evaluation; u (undo) goes back to this state.".into(),
+                ],
+            )
+        }
         Some(Confirm::DiscardEdits) => (
             " discard edits? ",
             vec!["Close the editor and drop the edits not applied?".into()],

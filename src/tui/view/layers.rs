@@ -21,6 +21,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     if let Some(v) = app.viewing {
         title.push_str(&format!("{} viewing {v} ", t.glyph(Glyph::Dot)));
     }
+    if let Some((lo, hi)) = app.bisect.range(&app.rows, app.cursor) {
+        title.push_str(&format!("{} range {} ", t.glyph(Glyph::Dot), hi + 1 - lo));
+    }
     if !app.filter.is_empty() {
         title.push_str(&format!("/{}: {} ", app.filter, app.rows.len()));
     }
@@ -68,10 +71,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         .queued
         .iter()
         .chain(app.job.as_ref().map(|j| &j.kind))
-        .filter_map(|k| match k {
-            crate::tui::event::JobKind::Toggle(l) => Some(l.as_str()),
-            _ => None,
+        .flat_map(|k| match k {
+            crate::tui::event::JobKind::Toggle(l) => std::slice::from_ref(l),
+            crate::tui::event::JobKind::Layers { layers, .. } => layers.as_slice(),
+            _ => &[],
         })
+        .map(String::as_str)
         .collect();
     if app.rows.is_empty() {
         let why = if app.session.layers.is_empty() {
@@ -89,7 +94,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         .take(visible)
     {
         let queued = pending.contains(&row.name.as_str());
-        lines.push(cols.line(row, i == app.cursor, queued, &t));
+        // the marked range (V) shows as selected, as the cursor does
+        let selected = i == app.cursor || app.bisect.in_range(i, &app.rows, app.cursor);
+        lines.push(cols.line(row, selected, queued, &t));
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }
