@@ -189,6 +189,8 @@ pub struct App {
     /// First layer row on screen.
     pub layer_offset: usize,
     pub quit: bool,
+    /// Panel numbers, zoom, mouse, memory figure (`chrome.rs`).
+    pub chrome: super::chrome::Chrome,
 }
 
 impl App {
@@ -223,6 +225,7 @@ impl App {
             page: 10,
             layer_offset: 0,
             quit: false,
+            chrome: Default::default(),
         };
         app.stage_cursor = app.last_run_stage().unwrap_or(0);
         app.refresh();
@@ -261,7 +264,7 @@ impl App {
         self.selected = self.rows.get(self.cursor).map(|r| r.name.clone());
     }
 
-    fn move_cursor(&mut self, to: isize) {
+    pub(super) fn move_cursor(&mut self, to: isize) {
         if self.rows.is_empty() {
             return;
         }
@@ -328,6 +331,8 @@ impl App {
                     }
                     Some(Action::HelpUp) => self.help_scroll = self.help_scroll.saturating_sub(1),
                     Some(Action::HelpDown) => self.help_scroll += 1,
+                    Some(Action::HelpPageUp) => self.help_page(-1),
+                    Some(Action::HelpPageDown) => self.help_page(1),
                     _ => {}
                 }
                 vec![]
@@ -353,6 +358,9 @@ impl App {
             Mode::Normal => match lookup(Mode::Normal, &key, review) {
                 Some(a) => {
                     self.message = self.message.take().filter(|m| m.error);
+                    if a == Action::SelectTab {
+                        self.select_tab_key(&key);
+                    }
                     self.act(a)
                 }
                 // a live-only key in review: say why nothing happens
@@ -411,6 +419,7 @@ impl App {
             Action::Curves => self.all_curves = !self.all_curves,
             Action::NextTab => self.tab = self.tab.step(1),
             Action::PrevTab => self.tab = self.tab.step(-1),
+            Action::Zoom => self.toggle_zoom(),
             _ => {}
         }
         vec![]

@@ -728,6 +728,11 @@ fn every_binding_is_exercised() {
         Action::ConfirmNo,
         Action::ConfirmNewSession,
         Action::HelpClose,
+        // chrome_tests.rs
+        Action::SelectTab,
+        Action::Zoom,
+        Action::HelpPageUp,
+        Action::HelpPageDown,
     ];
     for b in KEYMAP {
         assert!(tested.contains(&b.action), "{:?} has no test", b.action);
