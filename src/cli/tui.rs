@@ -18,6 +18,10 @@ pub struct Args {
     /// [default: <config name>.session.json in the current folder].
     #[arg(long, value_name = "S")]
     pub session: Option<PathBuf>,
+    /// Capture the mouse: a click selects a layer row or a panel, the wheel scrolls. Off
+    /// by default so the terminal's own selection (copy and paste, also over SSH) works.
+    #[arg(long)]
+    pub mouse: bool,
 }
 
 /// `qtune tui`.
@@ -54,7 +58,7 @@ pub fn run(a: Args, model: Option<PathBuf>, ascii: bool) -> Result<u8> {
             false,
         );
     }
-    open(&a.config, &session, ascii)
+    open(&a.config, &session, ascii, a.mouse)
 }
 
 /// Why the full-screen UI cannot run here (stdin or stdout not a terminal, `TERM=dumb`
@@ -76,10 +80,10 @@ pub fn demo(quiet: bool, ascii: bool) -> Result<u8> {
         return super::demo::run(quiet);
     }
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default.yaml");
-    open(&config, Path::new("qtune-demo.session.json"), ascii)
+    open(&config, Path::new("qtune-demo.session.json"), ascii, false)
 }
 
-fn open(config: &Path, session_path: &Path, ascii: bool) -> Result<u8> {
+fn open(config: &Path, session_path: &Path, ascii: bool, mouse: bool) -> Result<u8> {
     // validate the configuration before taking the terminal over
     let cfg = Config::load(config)?;
     super::guard::check(
@@ -100,6 +104,7 @@ fn open(config: &Path, session_path: &Path, ascii: bool) -> Result<u8> {
     app.session_path = Some(session_path.to_path_buf());
     app.config_path = Some(config_abs.clone());
     app.config_text = std::fs::read_to_string(config).ok();
+    app.chrome.mouse = mouse;
     run::run(
         app,
         Some(run::Live {

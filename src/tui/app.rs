@@ -198,6 +198,8 @@ pub struct App {
     pub quit: bool,
     /// The bisection tools' state (the range mark).
     pub bisect: super::bisect::Bisect,
+    /// Panel numbers, zoom, mouse, memory figure (`chrome.rs`).
+    pub chrome: super::chrome::Chrome,
 }
 
 impl App {
@@ -233,6 +235,7 @@ impl App {
             layer_offset: 0,
             quit: false,
             bisect: Default::default(),
+            chrome: Default::default(),
         };
         app.stage_cursor = app.last_run_stage().unwrap_or(0);
         app.refresh();
@@ -271,7 +274,7 @@ impl App {
         self.selected = self.rows.get(self.cursor).map(|r| r.name.clone());
     }
 
-    fn move_cursor(&mut self, to: isize) {
+    pub(super) fn move_cursor(&mut self, to: isize) {
         if self.rows.is_empty() {
             return;
         }
@@ -338,6 +341,8 @@ impl App {
                     }
                     Some(Action::HelpUp) => self.help_scroll = self.help_scroll.saturating_sub(1),
                     Some(Action::HelpDown) => self.help_scroll += 1,
+                    Some(Action::HelpPageUp) => self.help_page(-1),
+                    Some(Action::HelpPageDown) => self.help_page(1),
                     _ => {}
                 }
                 vec![]
@@ -363,6 +368,9 @@ impl App {
             Mode::Normal => match lookup(Mode::Normal, &key, review) {
                 Some(a) => {
                     self.message = self.message.take().filter(|m| m.error);
+                    if a == Action::SelectTab {
+                        self.select_tab_key(&key);
+                    }
                     self.act(a)
                 }
                 // a live-only key in review: say why nothing happens
@@ -426,6 +434,7 @@ impl App {
             Action::Mark => self.toggle_mark(),
             Action::Undo => return self.undo(-1),
             Action::Redo => return self.undo(1),
+            Action::Zoom => self.toggle_zoom(),
             _ => {}
         }
         vec![]

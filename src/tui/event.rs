@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use ratatui::crossterm::event::{self as ct, KeyEvent, KeyEventKind};
+use ratatui::crossterm::event::{self as ct, KeyEvent, KeyEventKind, MouseEvent};
 
 use crate::calib::DisplayHistogram;
 use crate::session::{Session, StageId};
@@ -15,6 +15,8 @@ use crate::session::{Session, StageId};
 #[derive(Debug)]
 pub enum Event {
     Key(KeyEvent),
+    /// Only when the mouse is captured (`qtune tui --mouse`).
+    Mouse(MouseEvent),
     Resize(u16, u16),
     Tick,
     Job(JobEvent),
@@ -137,6 +139,9 @@ pub fn spawn_input(tx: Sender<Event>) {
             let ev = match ct::read() {
                 Ok(ct::Event::Key(k)) if k.kind != KeyEventKind::Release => Event::Key(k),
                 Ok(ct::Event::Resize(w, h)) => Event::Resize(w, h),
+                Ok(ct::Event::Mouse(m)) if !matches!(m.kind, ct::MouseEventKind::Moved) => {
+                    Event::Mouse(m)
+                }
                 Ok(_) => continue,
                 Err(_) => return,
             };

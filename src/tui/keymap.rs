@@ -104,6 +104,12 @@ pub enum Action {
     Undo,
     /// The next blacklist tried becomes the current state.
     Redo,
+    /// A panel by its number (`1`-`5`).
+    SelectTab,
+    /// The focused panel full screen, or back.
+    Zoom,
+    HelpPageUp,
+    HelpPageDown,
 }
 
 /// One key: a code and the modifiers that must be held (Shift is ignored for characters).
@@ -414,6 +420,37 @@ pub const KEYMAP: &[Binding] = &[
             None,
         ),
     ),
+    // terminal conventions (issue 13): panel numbers and arrows, C-d/C-u paging, zoom
+    b(
+        M::Normal,
+        &[c('1'), c('2'), c('3'), c('4'), c('5')],
+        A::SelectTab,
+        "panel 1-5, in the tabs' order",
+        None,
+    ),
+    b(
+        M::Normal,
+        &[k(KeyCode::Right)],
+        A::NextTab,
+        "next panel",
+        None,
+    ),
+    b(
+        M::Normal,
+        &[k(KeyCode::Left)],
+        A::PrevTab,
+        "previous panel",
+        None,
+    ),
+    b(M::Normal, &[ctrl('d')], A::PageDown, "a page down", None),
+    b(M::Normal, &[ctrl('u')], A::PageUp, "a page up", None),
+    b(
+        M::Normal,
+        &[c('z')],
+        A::Zoom,
+        "zoom the panel full screen/back",
+        None,
+    ),
     b(
         M::Filter,
         &[k(KeyCode::Enter)],
@@ -471,6 +508,20 @@ pub const KEYMAP: &[Binding] = &[
         &[k(KeyCode::Down), c('j'), k(KeyCode::PageDown)],
         A::HelpDown,
         "scroll the help down",
+        None,
+    ),
+    b(
+        M::Help,
+        &[ctrl('u')],
+        A::HelpPageUp,
+        "the help a page up",
+        None,
+    ),
+    b(
+        M::Help,
+        &[ctrl('d')],
+        A::HelpPageDown,
+        "the help a page down",
         None,
     ),
     // review never asks: nothing runs and nothing changes
@@ -531,6 +582,8 @@ pub fn key_name(k: &Key, theme: &Theme) -> String {
     let base = match k.code {
         KeyCode::Up => theme.glyph(Glyph::Up).to_string(),
         KeyCode::Down => theme.glyph(Glyph::Down).to_string(),
+        KeyCode::Left => theme.glyph(Glyph::Left).to_string(),
+        KeyCode::Right => theme.glyph(Glyph::Right).to_string(),
         KeyCode::Char(' ') => "space".into(),
         KeyCode::Char(ch) => ch.to_string(),
         KeyCode::Esc => "Esc".into(),

@@ -5,6 +5,7 @@
 pub mod app;
 mod bisect;
 mod browse;
+pub mod chrome;
 pub mod event;
 pub mod fixture;
 pub mod keymap;
@@ -20,6 +21,9 @@ pub use theme::Theme;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod chrome_tests;
 
 /// Draws `frames` frames of the fixture session with `layers` layers at `w`×`h` into a test
 /// backend, moving the selection each frame; returns (mean, max) milliseconds per frame.

@@ -26,7 +26,7 @@ pub struct Live {
 
 /// Runs the UI until the user quits. `live`: start a worker on it; `None`: review only.
 pub fn run(mut app: App, live: Option<Live>) -> Result<()> {
-    let mut guard = Guard::enter()?;
+    let mut guard = Guard::enter(app.chrome.mouse)?;
     let (tx, rx) = channel();
     spawn_input(tx.clone());
     let mut worker: Option<WorkerHandle> = live.map(|l| {
@@ -85,7 +85,10 @@ fn handle(
                 dispatch(app, cmd, worker, tx)?;
             }
         }
-        Event::Resize(..) | Event::Tick => {}
+        Event::Mouse(m) => app.handle_mouse(m),
+        Event::Resize(..) => {}
+        // the memory figure, a few times a second at most
+        Event::Tick => app.chrome.mem = Some(crate::tui::chrome::MemFigure::sample(&app.session)),
         Event::Job(j) => app.handle_job(j),
     }
     Ok(())

@@ -1,13 +1,15 @@
 //! Entering and leaving the terminal: raw mode and the alternate screen, restored on quit, on
 //! error (a guard's Drop) and on panic (a hook that restores before the message prints).
+//! With `--mouse` the mouse is captured too, and released the same three ways.
 
 use std::io::{Stdout, stdout};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use ratatui::crossterm::{cursor, execute, terminal};
+use ratatui::crossterm::{cursor, event, execute, terminal};
 
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
 
@@ -16,14 +18,25 @@ pub struct Guard {
     pub term: Term,
 }
 
+/// Whether the mouse is captured (so `restore` releases it).
+static MOUSE: AtomicBool = AtomicBool::new(false);
+
 impl Guard {
-    pub fn enter() -> Result<Guard> {
+    /// Raw mode and the alternate screen; `mouse`: capture the mouse as well.
+    pub fn enter(mouse: bool) -> Result<Guard> {
         install_panic_hook();
         terminal::enable_raw_mode().context("entering raw mode (is stdout a terminal?)")?;
         let mut out = stdout();
         if let Err(e) = execute!(out, terminal::EnterAlternateScreen, cursor::Hide) {
             restore();
             return Err(e).context("entering the alternate screen");
+        }
+        if mouse {
+            MOUSE.store(true, Ordering::SeqCst);
+            if let Err(e) = execute!(out, event::EnableMouseCapture) {
+                restore();
+                return Err(e).context("capturing the mouse");
+            }
         }
         let term = Terminal::new(CrosstermBackend::new(out)).inspect_err(|_| restore())?;
         Ok(Guard { term })
@@ -36,8 +49,12 @@ impl Drop for Guard {
     }
 }
 
-/// Leaves raw mode and the alternate screen (harmless when not in them).
+/// Leaves raw mode and the alternate screen and releases the mouse (harmless when not in
+/// them).
 pub fn restore() {
+    if MOUSE.swap(false, Ordering::SeqCst) {
+        let _ = execute!(stdout(), event::DisableMouseCapture);
+    }
     let _ = terminal::disable_raw_mode();
     let _ = execute!(stdout(), terminal::LeaveAlternateScreen, cursor::Show);
 }

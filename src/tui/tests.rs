@@ -734,6 +734,11 @@ fn every_binding_is_exercised() {
         Action::Mark,
         Action::Undo,
         Action::Redo,
+        // chrome_tests.rs
+        Action::SelectTab,
+        Action::Zoom,
+        Action::HelpPageUp,
+        Action::HelpPageDown,
     ];
     for b in KEYMAP {
         assert!(tested.contains(&b.action), "{:?} has no test", b.action);

@@ -81,18 +81,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
 /// Width of the label column of the history list.
 fn label_width(w: usize) -> usize {
     // "> #123~ " label " 0.9667 -0.0033 " excluded
-    w.saturating_sub(2 + 6 + 1 + 1 + 7 + 1 + 7 + 1 + 3).max(8)
+    w.saturating_sub(2 + 6 + 1 + 1 + 7 + 1 + 7 + 1 + 4).max(8)
 }
 
 fn history_header(w: usize, t: &Theme) -> String {
     let lw = label_width(w);
     format!(
-        "  {:<6} {:<lw$} {:>7} {:>7} {:>3}",
+        "  {:<6} {:<lw$} {:>7} {:>7} {:>4}",
         "eval",
         "what ([ ] step, v stage results)",
         "INT8",
         format!("{}FP32", t.glyph(Glyph::Delta)),
-        "exc"
+        "excl"
     )
     .chars()
     .take(w)
@@ -123,7 +123,7 @@ fn history(app: &App, in_view: Option<EvalId>, rows: usize, w: usize) -> Vec<Lin
             };
             let stopped = if e.is_complete() { "" } else { "~" };
             let text = format!(
-                "{mark} {:<6} {:<lw$} {:>7} {:>7} {:>3}",
+                "{mark} {:<6} {:<lw$} {:>7} {:>7} {:>4}",
                 format!("{i}{stopped}"),
                 fit(&model::eval_label(s, i), lw, &t),
                 fmt_metric(e.metric()),

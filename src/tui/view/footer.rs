@@ -10,8 +10,8 @@ use crate::tui::keymap::{Action, KEYMAP, Mode, footer_entries, keys_label};
 use crate::tui::model::{self, fmt_delta, fmt_metric};
 use crate::tui::theme::{Glyph, fit};
 
-/// The header line.
-pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
+/// The header line; returns whether the memory figure fitted in it.
+pub fn render_header(frame: &mut Frame, area: Rect, app: &App) -> bool {
     let t = &app.theme;
     let s = &app.session;
     let sep = || Span::styled(format!(" {} ", t.glyph(Glyph::VLine)), t.dim());
@@ -109,7 +109,30 @@ pub fn render_header(frame: &mut Frame, area: Rect, app: &App) {
             spans.push(Span::styled(format!(" +{}q", app.queued.len()), t.dim()));
         }
     }
-    frame.render_widget(Line::from(spans), area);
+    let line = Line::from(spans);
+    let used = line.width();
+    frame.render_widget(line, area);
+    render_memory(frame, area, app, used)
+}
+
+/// The memory figure at the header's right end, in the room the status left: in full
+/// (`mem 412 MB / cache 2.0 GB`), short (`mem 412M/2.0G`), or not at all.
+fn render_memory(frame: &mut Frame, area: Rect, app: &App, used: usize) -> bool {
+    let Some(m) = app.chrome.mem else {
+        return false;
+    };
+    let room = (area.width as usize).saturating_sub(used + 2);
+    let Some(text) = [m.label(false), m.label(true)]
+        .into_iter()
+        .find(|l| l.chars().count() <= room)
+    else {
+        return false;
+    };
+    frame.render_widget(
+        Line::from(Span::styled(text, app.theme.dim())).right_aligned(),
+        area,
+    );
+    true
 }
 
 /// The job in a few words, the same on every tab: `stage 5 · 329/432 · ETA 0:45` for a
@@ -179,7 +202,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         // the main keys; Esc only while there is something to cancel; when too wide,
         // the least needed go first
-        let mut entries: Vec<(String, &str)> = footer_entries(t, app.review)
+        let entries: Vec<(String, &'static str)> = footer_entries(t, app.review)
             .into_iter()
             .filter(|(_, w)| *w != "cancel" || app.busy())
             .filter(|(_, w)| *w != "adopt" || app.viewing.is_some())
@@ -187,16 +210,43 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         let len = |e: &[(String, &str)]| -> usize {
             e.iter().map(|(k, w)| k.chars().count() + w.len() + 3).sum()
         };
-        for drop in ["filter", "config", "save", "view", "select", "next stage"] {
-            if len(&entries) <= w {
-                break;
+        let fit_keys = |mut entries: Vec<(String, &'static str)>, w: usize, drops: &[&str]| {
+            for drop in drops {
+                if len(&entries) <= w {
+                    break;
+                }
+                entries.retain(|(_, x)| x != drop);
             }
-            entries.retain(|(_, x)| *x != drop);
-        }
+            entries
+        };
+        const DROPS: [&str; 6] = ["filter", "config", "save", "view", "select", "next stage"];
+        // the memory figure when the header had no room for it, if the keys leave room
+        // (they may give up what help lists anyway, never "next stage")
+        let mem = app
+            .chrome
+            .mem
+            .filter(|_| !app.chrome.mem_in_header)
+            .map(|m| m.label(true));
+        let with_mem = mem.as_ref().and_then(|m| {
+            let room = w.saturating_sub(m.chars().count() + 1);
+            let e = fit_keys(entries.clone(), room, &DROPS[..5]);
+            (len(&e) <= room).then_some((e, m.clone()))
+        });
+        let (entries, mem) = match with_mem {
+            Some((e, m)) => (e, Some(m)),
+            None => (fit_keys(entries, w, &DROPS), None),
+        };
         let mut spans = Vec::new();
+        let mut used = 0;
         for (keys, word) in entries {
+            used += keys.chars().count() + word.len() + 3;
             spans.push(Span::styled(format!(" {keys}"), t.key()));
             spans.push(Span::raw(format!(" {word} ")));
+        }
+        if let Some(m) = mem {
+            let pad = w.saturating_sub(used + m.chars().count());
+            spans.push(Span::raw(" ".repeat(pad)));
+            spans.push(Span::styled(m, t.dim()));
         }
         Line::from(spans)
     };

@@ -34,6 +34,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     frame.render_widget(Clear, pop);
     let inner_h = pop.height.saturating_sub(2) as usize;
     let max_scroll = per_col.saturating_sub(inner_h);
+    app.chrome.help_page = inner_h;
     app.help_scroll = app.help_scroll.min(max_scroll);
     let title = if max_scroll > 0 {
         format!(

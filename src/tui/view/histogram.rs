@@ -59,29 +59,24 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
         .and_then(|a| candidate_range(&app.session, app.viewing, a));
     let w = inner.width as usize;
     let total = h.finite_count() + h.nan + h.inf;
-    // info line
-    let mut info = format!(
-        "{} batches {} {} values",
-        view.batch_count,
-        t.glyph(Glyph::Dot),
-        count(total)
-    );
+    // info line: when it does not fit, its least needed parts go whole (never cut)
+    let dot = t.glyph(Glyph::Dot);
+    let mut parts: Vec<(u8, String)> = vec![
+        (2, format!("{} batches", view.batch_count)),
+        (1, format!("{} values", count(total))),
+    ];
     if let Some((lo, hi)) = chosen {
         let clipped = clipped_mass(h, lo, hi) * 100.0;
-        info.push_str(&format!(
-            " {} clip [{}, {}] {} clipped {clipped:.3}%",
-            t.glyph(Glyph::Dot),
-            fmt_short(lo),
-            fmt_short(hi),
-            t.glyph(Glyph::Dot)
-        ));
+        parts.push((4, format!("clip [{}, {}]", fmt_short(lo), fmt_short(hi))));
+        parts.push((3, format!("clipped {clipped:.3}%")));
     }
     let zeros = if total > 0 {
         h.zero as f64 / total as f64 * 100.0
     } else {
         0.0
     };
-    info.push_str(&format!(" {} zeros {zeros:.1}%", t.glyph(Glyph::Dot)));
+    parts.push((0, format!("zeros {zeros:.1}%")));
+    let info = fit_parts(parts, &format!(" {dot} "), w);
     let bars_h = inner.height as usize - 3;
     let buf = frame.buffer_mut();
     buf.set_line(
@@ -223,6 +218,30 @@ pub fn candidate_range(
 }
 
 /// The fraction of the finite values outside `[lo, hi]` (a bin counts by its centre).
+/// `parts` (priority, text) joined by `sep` in their order, dropping the lowest priority
+/// first until the line fits `w` (the last one left may still be cut by the caller).
+pub fn fit_parts(mut parts: Vec<(u8, String)>, sep: &str, w: usize) -> String {
+    loop {
+        let line = parts
+            .iter()
+            .map(|(_, p)| p.as_str())
+            .collect::<Vec<_>>()
+            .join(sep);
+        if line.chars().count() <= w || parts.len() <= 1 {
+            return line;
+        }
+        let Some(low) = parts
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (p, _))| *p)
+            .map(|(i, _)| i)
+        else {
+            return line;
+        };
+        parts.remove(low);
+    }
+}
+
 pub fn clipped_mass(h: &DisplayHistogram, lo: f64, hi: f64) -> f64 {
     let total = h.finite_count();
     if total == 0 {

@@ -59,6 +59,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
     let cols = Columns::for_width(w);
     let visible = inner.height as usize - 1;
     app.page = visible;
+    app.chrome.hits.layer_rows = Some(Rect {
+        y: inner.y + 1,
+        height: inner.height - 1,
+        ..inner
+    });
     if app.cursor < app.layer_offset {
         app.layer_offset = app.cursor;
     } else if app.cursor >= app.layer_offset + visible {

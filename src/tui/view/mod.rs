@@ -39,9 +39,13 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Constraint::Length(1),
     ])
     .areas(area);
-    footer::render_header(frame, header, app);
+    app.chrome.mem_in_header = footer::render_header(frame, header, app);
     footer::render(frame, foot, app);
-    if area.width >= WIDE.0 && area.height >= WIDE.1 {
+    app.chrome.hits = Default::default();
+    if app.chrome.zoom {
+        let tab = app.tab;
+        render_panel(frame, body, app, tab);
+    } else if area.width >= WIDE.0 && area.height >= WIDE.1 {
         draw_wide(frame, body, app);
     } else {
         draw_tabs(frame, body, app);
@@ -104,25 +108,41 @@ fn draw_wide(frame: &mut Frame, body: Rect, app: &mut App) {
     render_panel(frame, his, app, Tab::Histogram);
     render_panel(frame, cur, app, Tab::Curve);
     render_panel(frame, acc, app, Tab::Accuracy);
+    app.chrome.hits.panels = vec![
+        (Tab::Layers, lay),
+        (Tab::Stages, stg),
+        (Tab::Histogram, his),
+        (Tab::Curve, cur),
+        (Tab::Accuracy, acc),
+    ];
 }
 
 fn draw_tabs(frame: &mut Frame, body: Rect, app: &mut App) {
     let [tabs, panel] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
     let t = &app.theme;
     let mut spans = Vec::new();
+    let mut hits = Vec::new();
+    let mut x = tabs.x;
     for (i, tab) in Tab::ALL.iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(" ", t.dim()));
+            x = x.saturating_add(1);
         }
         let style = if *tab == app.tab {
             t.selected().patch(t.title())
         } else {
             t.dim()
         };
-        spans.push(Span::styled(format!(" {} ", tab.title()), style));
+        // numbered: the number key selects it
+        let text = format!(" {} {} ", i + 1, tab.title());
+        let w = text.chars().count() as u16;
+        hits.push((*tab, Rect::new(x, tabs.y, w, 1).intersection(tabs)));
+        x = x.saturating_add(w);
+        spans.push(Span::styled(text, style));
     }
-    spans.push(Span::styled("  Tab: next", t.dim()));
+    spans.push(Span::styled("  Tab/1-5: panel", t.dim()));
     frame.render_widget(Line::from(spans), tabs);
+    app.chrome.hits.panels = hits;
     let tab = app.tab;
     render_panel(frame, panel, app, tab);
 }

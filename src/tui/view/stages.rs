@@ -145,9 +145,41 @@ pub fn render(frame: &mut Frame, area: Rect, app: &mut App) {
             ]));
         }
     } else if let Some(st) = detail(app, cursor_stage, &t) {
-        lines.push(Line::from(Span::styled(fit(&st, w, &t), t.dim())));
+        // wrapped at words over the rows left (cut only when those run out)
+        let room = (inner.height as usize).saturating_sub(lines.len()).max(1);
+        let wrapped = wrap(&st, w);
+        let n = wrapped.len();
+        for (i, l) in wrapped.into_iter().take(room).enumerate() {
+            let l = if i + 1 == room && n > room {
+                fit(&format!("{l} {}", t.glyph(Glyph::Ellipsis)), w, &t)
+            } else {
+                fit(&l, w, &t)
+            };
+            lines.push(Line::from(Span::styled(l, t.dim())));
+        }
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// `text` wrapped at spaces into lines of at most `w` characters (a longer word is cut
+/// by the caller's `fit`).
+fn wrap(text: &str, w: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let need = cur.chars().count() + usize::from(!cur.is_empty()) + word.chars().count();
+        if !cur.is_empty() && need > w {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 /// Width of the stage names.
