@@ -12,6 +12,7 @@ use crate::ir::{Attr, DType, Facts, Node, Tensor};
 pub mod binary;
 pub mod conv;
 pub mod elementwise;
+pub mod index;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
@@ -125,7 +126,7 @@ pub struct BuildCtx<'a> {
 pub type BuildFn = fn(&BuildCtx) -> OpResult<Box<dyn Op>>;
 
 /// All op families. Order does not matter; an op type appears once.
-fn families() -> [&'static [(&'static str, BuildFn)]; 11] {
+fn families() -> [&'static [(&'static str, BuildFn)]; 12] {
     [
         elementwise::OPS,
         binary::OPS,
@@ -138,6 +139,7 @@ fn families() -> [&'static [(&'static str, BuildFn)]; 11] {
         conv::OPS,
         matmul::OPS,
         recurrent::OPS,
+        index::OPS,
     ]
 }
 
