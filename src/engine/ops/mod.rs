@@ -13,6 +13,7 @@ pub mod binary;
 pub mod conv;
 pub mod elementwise;
 pub mod index;
+pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
@@ -126,7 +127,7 @@ pub struct BuildCtx<'a> {
 pub type BuildFn = fn(&BuildCtx) -> OpResult<Box<dyn Op>>;
 
 /// All op families. Order does not matter; an op type appears once.
-fn families() -> [&'static [(&'static str, BuildFn)]; 12] {
+fn families() -> [&'static [(&'static str, BuildFn)]; 13] {
     [
         elementwise::OPS,
         binary::OPS,
@@ -140,6 +141,7 @@ fn families() -> [&'static [(&'static str, BuildFn)]; 12] {
         matmul::OPS,
         recurrent::OPS,
         index::OPS,
+        loss::OPS,
     ]
 }
 
