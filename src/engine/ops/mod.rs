@@ -9,6 +9,7 @@ use ndarray::ArrayD;
 use crate::engine::kernels::epilogue::{Chain, Operand, Step};
 use crate::ir::{Attr, DType, Facts, Node, Tensor};
 
+pub mod attention;
 pub mod binary;
 pub mod conv;
 pub mod elementwise;
@@ -127,7 +128,7 @@ pub struct BuildCtx<'a> {
 pub type BuildFn = fn(&BuildCtx) -> OpResult<Box<dyn Op>>;
 
 /// All op families. Order does not matter; an op type appears once.
-fn families() -> [&'static [(&'static str, BuildFn)]; 13] {
+fn families() -> [&'static [(&'static str, BuildFn)]; 14] {
     [
         elementwise::OPS,
         binary::OPS,
@@ -142,6 +143,7 @@ fn families() -> [&'static [(&'static str, BuildFn)]; 13] {
         recurrent::OPS,
         index::OPS,
         loss::OPS,
+        attention::OPS,
     ]
 }
 
