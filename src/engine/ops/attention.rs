@@ -101,7 +101,7 @@ impl Attention {
     ) -> OpResult<Geo> {
         let split = |hidden: usize, h: Option<usize>, what: &str| -> OpResult<(usize, usize)> {
             let h = h.ok_or_else(|| bad(format!("3-D inputs need the `{what}` attribute")))?;
-            if hidden % h != 0 {
+            if !hidden.is_multiple_of(h) {
                 return Err(bad(format!(
                     "hidden size {hidden} is not a multiple of {h} heads"
                 )));
