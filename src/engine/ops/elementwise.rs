@@ -6,7 +6,7 @@
 //! families; the loops and transcendental functions are kernels (`engine::kernels`),
 //! re-exported here as `kernel` and `math` under their old paths.
 
-mod cast;
+pub(crate) mod cast;
 mod clip;
 mod dropout;
 pub(crate) mod scalar;

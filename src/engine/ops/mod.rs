@@ -9,9 +9,12 @@ use ndarray::ArrayD;
 use crate::engine::kernels::epilogue::{Chain, Operand, Step};
 use crate::ir::{Attr, DType, Facts, Node, Tensor};
 
+pub mod attention;
 pub mod binary;
 pub mod conv;
 pub mod elementwise;
+pub mod index;
+pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
@@ -125,7 +128,7 @@ pub struct BuildCtx<'a> {
 pub type BuildFn = fn(&BuildCtx) -> OpResult<Box<dyn Op>>;
 
 /// All op families. Order does not matter; an op type appears once.
-fn families() -> [&'static [(&'static str, BuildFn)]; 11] {
+fn families() -> [&'static [(&'static str, BuildFn)]; 14] {
     [
         elementwise::OPS,
         binary::OPS,
@@ -138,6 +141,9 @@ fn families() -> [&'static [(&'static str, BuildFn)]; 11] {
         conv::OPS,
         matmul::OPS,
         recurrent::OPS,
+        index::OPS,
+        loss::OPS,
+        attention::OPS,
     ]
 }
 

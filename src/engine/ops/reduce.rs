@@ -1,15 +1,26 @@
-//! Operators: ReduceMax, ReduceMin, ReduceMean, ReduceSum, and Softmax/LogSoftmax.
+//! Operators: ReduceMax, ReduceMin, ReduceMean, ReduceSum, ReduceProd, ReduceL1,
+//! ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp, and Softmax/LogSoftmax,
+//! Hardmax, ArgMax/ArgMin, TopK, CumSum/CumProd.
 //!
 //! `axes` is an attribute up to opset 12 (ReduceSum) or 17 (the others) and an optional
 //! input afterwards; an empty or absent list reduces everything unless
 //! `noop_with_empty_axes` is set. Reducing an empty set gives the identity of the
-//! reduction: 0 for sums, −∞ (the type's minimum) for max, +∞ for min, NaN for a mean.
+//! reduction: 0 for sums, 1 for a product, −∞ (the type's minimum) for max, +∞ for min,
+//! NaN for a mean, and for the composite reductions what their formula gives (−∞ for
+//! the log-sums). The composite ones are a map, a sum (or product) and a map: L1 sums
+//! |x|, L2 is √Σx², LogSumExp is ln Σ eˣ (shifted by the maximum, `composite`); L2 and
+//! the log-sums take float types only. With `noop_with_empty_axes` and no axes these
+//! apply their maps element-wise (ReduceSumSquare gives x²), as the ONNX reference does.
 //!
 //! The kernel simplifies the shape into alternating kept/reduced groups of dims, then
 //! walks the outer groups once, reducing the innermost group as a contiguous slice
 //! (reduced inner group) or accumulating whole rows (kept inner group).
 
+mod arg;
+mod composite;
+mod cumulative;
 mod softmax;
+mod topk;
 
 use rayon::prelude::*;
 
@@ -26,6 +37,18 @@ pub const OPS: &[(&str, BuildFn)] = &[
     ("ReduceMin", |c| build(c, Reduction::Min, 18)),
     ("ReduceMean", |c| build(c, Reduction::Mean, 18)),
     ("ReduceSum", |c| build(c, Reduction::Sum, 13)),
+    ("ReduceProd", |c| build(c, Reduction::Prod, 18)),
+    ("ReduceL1", |c| build(c, Reduction::L1, 18)),
+    ("ReduceL2", |c| build(c, Reduction::L2, 18)),
+    ("ReduceSumSquare", |c| build(c, Reduction::SumSquare, 18)),
+    ("ReduceLogSum", |c| build(c, Reduction::LogSum, 18)),
+    ("ReduceLogSumExp", |c| build(c, Reduction::LogSumExp, 18)),
+    ("Hardmax", arg::build_hardmax),
+    ("ArgMax", |c| arg::build(c, true)),
+    ("ArgMin", |c| arg::build(c, false)),
+    ("TopK", topk::build),
+    ("CumSum", |c| cumulative::build(c, false)),
+    ("CumProd", |c| cumulative::build(c, true)),
     ("Softmax", |c| softmax::build(c, false)),
     ("LogSoftmax", |c| softmax::build(c, true)),
 ];
@@ -36,6 +59,53 @@ enum Reduction {
     Min,
     Mean,
     Sum,
+    Prod,
+    L1,
+    L2,
+    SumSquare,
+    LogSum,
+    LogSumExp,
+}
+
+impl Reduction {
+    /// Whether the reduction takes float types only.
+    fn float_only(self) -> bool {
+        matches!(
+            self,
+            Reduction::L2 | Reduction::LogSum | Reduction::LogSumExp
+        )
+    }
+
+    /// The map applied to each element before summing (composite reductions).
+    #[inline(always)]
+    fn pre<T: Num>(self, v: T) -> T {
+        match self {
+            Reduction::L1 if v < T::ZERO => T::ZERO.sub(v),
+            Reduction::L2 | Reduction::SumSquare => v.mul(v),
+            _ => v,
+        }
+    }
+
+    /// The map applied to each reduced value (composite reductions).
+    #[inline(always)]
+    fn post<T: Num>(self, v: T) -> T {
+        match self {
+            Reduction::L2 => T::from_f64(v.to_f64().sqrt()),
+            Reduction::LogSum => T::from_f64(v.to_f64().ln()),
+            _ => v,
+        }
+    }
+
+    fn is_composite(self) -> bool {
+        matches!(
+            self,
+            Reduction::L1
+                | Reduction::L2
+                | Reduction::SumSquare
+                | Reduction::LogSum
+                | Reduction::LogSumExp
+        )
+    }
 }
 
 /// Where the axes come from.
@@ -88,6 +158,9 @@ fn axes_of(t: &Tensor) -> OpResult<Vec<i64>> {
 
 impl Reduce {
     fn accepts(&self, d: DType) -> bool {
+        if self.kind.float_only() {
+            return d.is_float();
+        }
         d != DType::Bool || matches!(self.kind, Reduction::Max | Reduction::Min)
     }
 
@@ -173,8 +246,10 @@ impl Op for Reduce {
                 runtime.as_deref()
             }
         };
-        let Some(mask) = self.mask(axes, x.rank())? else {
-            return Ok(vec![x.clone()]);
+        let mask = match self.mask(axes, x.rank())? {
+            Some(m) => m,
+            None if self.kind.is_composite() => vec![false; x.rank()],
+            None => return Ok(vec![x.clone()]),
         };
         let shape = self.out_shape(x.shape(), &mask);
         let y = match x {
@@ -217,6 +292,20 @@ fn groups(shape: &[usize], mask: &[bool]) -> Vec<Group> {
 /// Reduces `x` (of `shape`) over the dims flagged in `mask`; the result is in row-major
 /// order of the kept dims.
 fn reduce<T: Num>(kind: Reduction, x: &[T], shape: &[usize], mask: &[bool]) -> Vec<T> {
+    if kind == Reduction::LogSumExp {
+        let out_len = shape
+            .iter()
+            .zip(mask)
+            .filter(|&(_, &m)| !m)
+            .map(|(&d, _)| d)
+            .product();
+        return composite::log_sum_exp(x, shape, mask, out_len);
+    }
+    if kind.is_composite() {
+        let pre = map(x, move |v: T| kind.pre(v));
+        let sum = reduce(Reduction::Sum, &pre, shape, mask);
+        return map(&sum, move |v: T| kind.post(v));
+    }
     let count: usize = shape
         .iter()
         .zip(mask)
@@ -236,9 +325,8 @@ fn reduce<T: Num>(kind: Reduction, x: &[T], shape: &[usize], mask: &[bool]) -> V
         Reduction::Min => reduce_with(x, shape, mask, out_len, T::HIGHEST, |a: T, b: T| {
             a.min_nan(b)
         }),
-        Reduction::Sum | Reduction::Mean => {
-            reduce_with(x, shape, mask, out_len, T::ZERO, |a: T, b: T| a.add(b))
-        }
+        Reduction::Prod => reduce_with(x, shape, mask, out_len, T::ONE, |a: T, b: T| a.mul(b)),
+        _ => reduce_with(x, shape, mask, out_len, T::ZERO, |a: T, b: T| a.add(b)),
     };
     if kind == Reduction::Mean {
         if count == 0 {
@@ -392,101 +480,4 @@ fn fold_slice<T: Copy, F: Fn(T, T) -> T>(s: &[T], init: T, f: F) -> T {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Naive reference: visit every element, compute its output index.
-    fn naive(x: &[f64], shape: &[usize], mask: &[bool]) -> Vec<f64> {
-        let out_shape: Vec<usize> = shape
-            .iter()
-            .zip(mask)
-            .map(|(&d, &m)| if m { 1 } else { d })
-            .collect();
-        let mut out = vec![0.0; out_shape.iter().product()];
-        for (i, &v) in x.iter().enumerate() {
-            let (mut rem, mut o, mut stride) = (i, 0, 1);
-            for d in (0..shape.len()).rev() {
-                let idx = rem % shape[d];
-                rem /= shape[d];
-                if !mask[d] {
-                    o += idx * stride;
-                }
-                stride *= out_shape[d];
-            }
-            out[o] += v;
-        }
-        out
-    }
-
-    #[test]
-    fn every_axis_pattern_matches_the_naive_sum() {
-        let shape = [3usize, 4, 1, 5, 2];
-        let n: usize = shape.iter().product();
-        let x: Vec<f64> = (0..n).map(|v| (v * 7 % 11) as f64).collect();
-        for bits in 0..32u32 {
-            let mask: Vec<bool> = (0..5).map(|i| bits & (1 << i) != 0).collect();
-            let got = reduce::<f64>(Reduction::Sum, &x, &shape, &mask);
-            assert_eq!(got, naive(&x, &shape, &mask), "mask {mask:?}");
-        }
-    }
-
-    #[test]
-    fn empty_sets_give_identities() {
-        let shape = [2usize, 0, 4];
-        let mask = [false, true, false];
-        assert_eq!(
-            reduce::<f32>(Reduction::Max, &[], &shape, &mask),
-            vec![f32::NEG_INFINITY; 8]
-        );
-        assert_eq!(
-            reduce::<f32>(Reduction::Min, &[], &shape, &mask),
-            vec![f32::INFINITY; 8]
-        );
-        assert_eq!(
-            reduce::<f32>(Reduction::Sum, &[], &shape, &mask),
-            vec![0.0; 8]
-        );
-        assert!(
-            reduce::<f32>(Reduction::Mean, &[], &shape, &mask)
-                .iter()
-                .all(|v| v.is_nan())
-        );
-        assert_eq!(
-            reduce::<i32>(Reduction::Max, &[], &shape, &mask),
-            vec![i32::MIN; 8]
-        );
-    }
-
-    #[test]
-    fn runtime_axes_and_noop() {
-        let op = Reduce {
-            kind: Reduction::Mean,
-            axes: Axes::Input(None),
-            keepdims: false,
-            noop_with_empty_axes: true,
-        };
-        let x = Tensor::from_f32(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let axes = Tensor::from_i64(&[1], vec![-1]);
-        let y = op.run(&[Some(&x), Some(&axes)]).unwrap().remove(0);
-        assert_eq!((y.shape(), y.to_f64_vec()), (&[2usize][..], vec![2.0, 5.0]));
-        let none = Tensor::from_i64(&[0], vec![]);
-        assert_eq!(op.run(&[Some(&x), Some(&none)]).unwrap()[0], x);
-        let bad = Tensor::from_i64(&[1], vec![2]);
-        assert!(op.run(&[Some(&x), Some(&bad)]).is_err());
-    }
-
-    #[test]
-    fn large_reductions_agree_with_sequential() {
-        let shape = [64usize, 1024];
-        let x: Vec<f32> = (0..64 * 1024).map(|v| (v % 13) as f32).collect();
-        for mask in [[false, true], [true, false]] {
-            let got = reduce::<f32>(Reduction::Sum, &x, &shape, &mask);
-            let xs: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-            let want: Vec<f32> = naive(&xs, &shape, &mask)
-                .into_iter()
-                .map(|v| v as f32)
-                .collect();
-            assert_eq!(got, want);
-        }
-    }
-}
+mod tests;

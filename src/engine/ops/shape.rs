@@ -1,6 +1,7 @@
 //! Operators: shape family. Ops that compute shapes or move data without arithmetic:
 //! Shape, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, DepthToSpace, SpaceToDepth,
-//! Concat, Split, Slice, Gather, Expand, Tile, Pad, ConstantOfShape, Range.
+//! Concat, Split, Slice, Gather, Expand, Tile, Pad, ConstantOfShape, Range, Size, and
+//! CastLike (which reads the type of its second input).
 //!
 //! Every op whose output shape depends on the *values* of an input computes that shape
 //! exactly in `infer` when the input is a constant, so shape sub-graphs fold at load
@@ -13,6 +14,7 @@ mod concat;
 mod expand;
 mod fill;
 mod layout;
+mod like;
 mod pad;
 mod slice;
 mod strided;
@@ -44,6 +46,8 @@ pub const OPS: &[(&str, BuildFn)] = &[
     ("Pad", pad::build_pad),
     ("ConstantOfShape", fill::build_constant_of_shape),
     ("Range", fill::build_range),
+    ("Size", like::build_size),
+    ("CastLike", like::build_cast_like),
 ];
 
 /// Elements below which a data-moving loop stays on the calling thread.
