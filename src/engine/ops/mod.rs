@@ -10,6 +10,7 @@ use crate::engine::kernels::epilogue::{Chain, Operand, Step};
 use crate::ir::{Attr, DType, Facts, Node, Tensor};
 
 pub mod binary;
+pub mod bitwise;
 pub mod conv;
 pub mod elementwise;
 pub mod matmul;
@@ -125,10 +126,11 @@ pub struct BuildCtx<'a> {
 pub type BuildFn = fn(&BuildCtx) -> OpResult<Box<dyn Op>>;
 
 /// All op families. Order does not matter; an op type appears once.
-fn families() -> [&'static [(&'static str, BuildFn)]; 11] {
+fn families() -> [&'static [(&'static str, BuildFn)]; 12] {
     [
         elementwise::OPS,
         binary::OPS,
+        bitwise::OPS,
         reduce::OPS,
         norm::OPS,
         quant::OPS,
