@@ -70,9 +70,14 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
         "|i1" | "<i1" => DType::I8,
         "|u1" | "<u1" => DType::U8,
         "|b1" => DType::Bool,
+        "<f2" => DType::F16,
+        "<i2" => DType::I16,
+        "<u2" => DType::U16,
+        "<u4" => DType::U32,
+        "<u8" => DType::U64,
         other => {
             return Err(format!(
-                "element type '{other}' is not supported (use float32, float64, int64, int32, int8, uint8 or bool, little-endian)"
+                "element type '{other}' is not supported (use float16/32/64, int8/16/32/64, uint8/16/32/64 or bool, little-endian)"
             ));
         }
     };
@@ -117,6 +122,12 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
             ArrayD::from_shape_vec(sh, data.iter().map(|&b| b != 0).collect())
                 .map_err(|e| e.to_string())?,
         ),
+        DType::F16 => Tensor::F16(decode!(half::f16, 2)),
+        DType::I16 => Tensor::I16(decode!(i16, 2)),
+        DType::U16 => Tensor::U16(decode!(u16, 2)),
+        DType::U32 => Tensor::U32(decode!(u32, 4)),
+        DType::U64 => Tensor::U64(decode!(u64, 8)),
+        DType::BF16 => return Err("internal: numpy has no bfloat16".into()),
     })
 }
 
@@ -151,8 +162,12 @@ fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-/// Serializes a tensor as `.npy` (version 1) bytes.
+/// Serializes a tensor as `.npy` (version 1) bytes. numpy has no bfloat16: such a
+/// tensor is written widened (exactly) to float32.
 pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
+    if let Tensor::BF16(a) = t {
+        return npy_bytes(&Tensor::F32(a.mapv(half::bf16::to_f32)));
+    }
     let descr = match t.dtype() {
         DType::F32 => "<f4",
         DType::F64 => "<f8",
@@ -161,6 +176,12 @@ pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
         DType::I8 => "|i1",
         DType::U8 => "|u1",
         DType::Bool => "|b1",
+        DType::F16 => "<f2",
+        DType::I16 => "<i2",
+        DType::U16 => "<u2",
+        DType::U32 => "<u4",
+        DType::U64 => "<u8",
+        DType::BF16 => "<f4", // widened above
     };
     let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
     let shape = match dims.len() {
@@ -192,6 +213,22 @@ pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
         Tensor::I8(a) => a.iter().for_each(|v| out.push(*v as u8)),
         Tensor::U8(a) => out.extend(a.iter()),
         Tensor::Bool(a) => a.iter().for_each(|v| out.push(*v as u8)),
+        Tensor::F16(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I16(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::U16(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::U32(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::U64(a) => a
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Tensor::BF16(_) => {} // written widened above
     }
     out
 }

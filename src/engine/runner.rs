@@ -134,5 +134,11 @@ pub fn concat_batch(parts: Vec<&Tensor>) -> EngineResult<Tensor> {
         Tensor::I8(_) => cat!(I8),
         Tensor::U8(_) => cat!(U8),
         Tensor::Bool(_) => cat!(Bool),
+        Tensor::F16(_) => cat!(F16),
+        Tensor::BF16(_) => cat!(BF16),
+        Tensor::I16(_) => cat!(I16),
+        Tensor::U16(_) => cat!(U16),
+        Tensor::U32(_) => cat!(U32),
+        Tensor::U64(_) => cat!(U64),
     })
 }

@@ -13,6 +13,14 @@ pub enum DType {
     I8,
     U8,
     Bool,
+    /// IEEE half precision; computed by widening to f32 and rounding back (nearest even).
+    F16,
+    /// bfloat16; computed like `F16`.
+    BF16,
+    I16,
+    U16,
+    U32,
+    U64,
 }
 
 impl DType {
@@ -26,6 +34,12 @@ impl DType {
             7 => DType::I64,
             9 => DType::Bool,
             11 => DType::F64,
+            4 => DType::U16,
+            5 => DType::I16,
+            10 => DType::F16,
+            12 => DType::U32,
+            13 => DType::U64,
+            16 => DType::BF16,
             _ => return None,
         })
     }
@@ -40,14 +54,21 @@ impl DType {
             DType::I64 => 7,
             DType::Bool => 9,
             DType::F64 => 11,
+            DType::U16 => 4,
+            DType::I16 => 5,
+            DType::F16 => 10,
+            DType::U32 => 12,
+            DType::U64 => 13,
+            DType::BF16 => 16,
         }
     }
 
     /// Size of one element in bytes.
     pub fn size(self) -> usize {
         match self {
-            DType::F64 | DType::I64 => 8,
-            DType::F32 | DType::I32 => 4,
+            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::I8 | DType::U8 | DType::Bool => 1,
         }
     }
@@ -62,11 +83,38 @@ impl DType {
             DType::I8 => "int8",
             DType::U8 => "uint8",
             DType::Bool => "bool",
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::I16 => "int16",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
+            DType::U64 => "uint64",
         }
     }
 
+    /// float32 or float64: the types the float kernels compute in directly.
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64)
+    }
+
+    /// float16 or bfloat16: stored narrow, computed in f32 and rounded back.
+    pub fn is_half(self) -> bool {
+        matches!(self, DType::F16 | DType::BF16)
+    }
+
+    /// Any integer type (not bool).
+    pub fn is_int(self) -> bool {
+        matches!(
+            self,
+            DType::I64
+                | DType::I32
+                | DType::I16
+                | DType::I8
+                | DType::U8
+                | DType::U16
+                | DType::U32
+                | DType::U64
+        )
     }
 }
 
@@ -103,6 +151,12 @@ pub enum Tensor {
     I8(ArrayD<i8>),
     U8(ArrayD<u8>),
     Bool(ArrayD<bool>),
+    F16(ArrayD<half::f16>),
+    BF16(ArrayD<half::bf16>),
+    I16(ArrayD<i16>),
+    U16(ArrayD<u16>),
+    U32(ArrayD<u32>),
+    U64(ArrayD<u64>),
 }
 
 /// Applies `$body` to the array inside any `Tensor` variant, binding it to `$a`.
@@ -117,6 +171,12 @@ macro_rules! match_tensor {
             $crate::ir::Tensor::I8($a) => $body,
             $crate::ir::Tensor::U8($a) => $body,
             $crate::ir::Tensor::Bool($a) => $body,
+            $crate::ir::Tensor::F16($a) => $body,
+            $crate::ir::Tensor::BF16($a) => $body,
+            $crate::ir::Tensor::I16($a) => $body,
+            $crate::ir::Tensor::U16($a) => $body,
+            $crate::ir::Tensor::U32($a) => $body,
+            $crate::ir::Tensor::U64($a) => $body,
         }
     };
 }
@@ -133,6 +193,12 @@ macro_rules! map_tensor {
             $crate::ir::Tensor::I8($a) => $crate::ir::Tensor::I8($body),
             $crate::ir::Tensor::U8($a) => $crate::ir::Tensor::U8($body),
             $crate::ir::Tensor::Bool($a) => $crate::ir::Tensor::Bool($body),
+            $crate::ir::Tensor::F16($a) => $crate::ir::Tensor::F16($body),
+            $crate::ir::Tensor::BF16($a) => $crate::ir::Tensor::BF16($body),
+            $crate::ir::Tensor::I16($a) => $crate::ir::Tensor::I16($body),
+            $crate::ir::Tensor::U16($a) => $crate::ir::Tensor::U16($body),
+            $crate::ir::Tensor::U32($a) => $crate::ir::Tensor::U32($body),
+            $crate::ir::Tensor::U64($a) => $crate::ir::Tensor::U64($body),
         }
     };
 }
@@ -147,6 +213,12 @@ impl Tensor {
             Tensor::I8(_) => DType::I8,
             Tensor::U8(_) => DType::U8,
             Tensor::Bool(_) => DType::Bool,
+            Tensor::F16(_) => DType::F16,
+            Tensor::BF16(_) => DType::BF16,
+            Tensor::I16(_) => DType::I16,
+            Tensor::U16(_) => DType::U16,
+            Tensor::U32(_) => DType::U32,
+            Tensor::U64(_) => DType::U64,
         }
     }
 
@@ -178,6 +250,12 @@ impl Tensor {
             DType::I8 => Tensor::I8(ArrayD::zeros(s)),
             DType::U8 => Tensor::U8(ArrayD::zeros(s)),
             DType::Bool => Tensor::Bool(ArrayD::from_elem(s, false)),
+            DType::F16 => Tensor::F16(ArrayD::from_elem(s, half::f16::ZERO)),
+            DType::BF16 => Tensor::BF16(ArrayD::from_elem(s, half::bf16::ZERO)),
+            DType::I16 => Tensor::I16(ArrayD::zeros(s)),
+            DType::U16 => Tensor::U16(ArrayD::zeros(s)),
+            DType::U32 => Tensor::U32(ArrayD::zeros(s)),
+            DType::U64 => Tensor::U64(ArrayD::zeros(s)),
         }
     }
 
@@ -223,7 +301,15 @@ impl Tensor {
             Tensor::I8(a) => a.iter().map(|&v| v as i64).collect(),
             Tensor::U8(a) => a.iter().map(|&v| v as i64).collect(),
             Tensor::Bool(a) => a.iter().map(|&v| v as i64).collect(),
-            Tensor::F32(_) | Tensor::F64(_) => return None,
+            Tensor::I16(a) => a.iter().map(|&v| v as i64).collect(),
+            Tensor::U16(a) => a.iter().map(|&v| v as i64).collect(),
+            Tensor::U32(a) => a.iter().map(|&v| v as i64).collect(),
+            // Values above i64::MAX cannot be shapes, axes or indices: refuse them all.
+            Tensor::U64(a) => a
+                .iter()
+                .map(|&v| i64::try_from(v).ok())
+                .collect::<Option<Vec<i64>>>()?,
+            Tensor::F32(_) | Tensor::F64(_) | Tensor::F16(_) | Tensor::BF16(_) => return None,
         })
     }
 
@@ -237,6 +323,12 @@ impl Tensor {
             Tensor::I8(a) => a.iter().map(|&v| v as f64).collect(),
             Tensor::U8(a) => a.iter().map(|&v| v as f64).collect(),
             Tensor::Bool(a) => a.iter().map(|&v| v as u8 as f64).collect(),
+            Tensor::F16(a) => a.iter().map(|&v| v.to_f64()).collect(),
+            Tensor::BF16(a) => a.iter().map(|&v| v.to_f64()).collect(),
+            Tensor::I16(a) => a.iter().map(|&v| v as f64).collect(),
+            Tensor::U16(a) => a.iter().map(|&v| v as f64).collect(),
+            Tensor::U32(a) => a.iter().map(|&v| v as f64).collect(),
+            Tensor::U64(a) => a.iter().map(|&v| v as f64).collect(),
         }
     }
 
@@ -280,10 +372,17 @@ mod tests {
             DType::I8,
             DType::U8,
             DType::Bool,
+            DType::F16,
+            DType::BF16,
+            DType::I16,
+            DType::U16,
+            DType::U32,
+            DType::U64,
         ] {
             assert_eq!(DType::from_onnx(d.onnx_code()), Some(d));
+            assert_eq!(onnx_type_name(d.onnx_code()), d.name());
         }
-        assert_eq!(DType::from_onnx(10), None);
+        assert_eq!(DType::from_onnx(8), None);
     }
 
     #[test]

@@ -85,6 +85,26 @@ pub fn tensor_from_proto(
                 .map(|_| Tensor::U8(arr(sh, t.int32_data.iter().map(|&v| v as u8).collect())))?,
             DType::Bool => check(t.int32_data.len(), n, 4)
                 .map(|_| Tensor::Bool(arr(sh, t.int32_data.iter().map(|&v| v != 0).collect())))?,
+            // 16-bit types hold one value (the bit pattern, for the halves) per int32.
+            DType::I16 => check(t.int32_data.len(), n, 4)
+                .map(|_| Tensor::I16(arr(sh, t.int32_data.iter().map(|&v| v as i16).collect())))?,
+            DType::U16 => check(t.int32_data.len(), n, 4)
+                .map(|_| Tensor::U16(arr(sh, t.int32_data.iter().map(|&v| v as u16).collect())))?,
+            DType::F16 => check(t.int32_data.len(), n, 4).map(|_| {
+                let v = t.int32_data.iter().map(|&v| half::f16::from_bits(v as u16));
+                Tensor::F16(arr(sh, v.collect()))
+            })?,
+            DType::BF16 => check(t.int32_data.len(), n, 4).map(|_| {
+                let v = t
+                    .int32_data
+                    .iter()
+                    .map(|&v| half::bf16::from_bits(v as u16));
+                Tensor::BF16(arr(sh, v.collect()))
+            })?,
+            DType::U32 => check(t.uint64_data.len(), n, 8)
+                .map(|_| Tensor::U32(arr(sh, t.uint64_data.iter().map(|&v| v as u32).collect())))?,
+            DType::U64 => check(t.uint64_data.len(), n, 8)
+                .map(|_| Tensor::U64(arr(sh, t.uint64_data.clone())))?,
         };
     Ok(t)
 }
@@ -138,6 +158,12 @@ fn from_le_bytes(dtype: DType, shape: &[usize], raw: &[u8]) -> Tensor {
         DType::I8 => Tensor::I8(arr(sh, raw.iter().map(|&b| b as i8).collect())),
         DType::U8 => Tensor::U8(arr(sh, raw.to_vec())),
         DType::Bool => Tensor::Bool(arr(sh, raw.iter().map(|&b| b != 0).collect())),
+        DType::F16 => Tensor::F16(decode!(half::f16, 2)),
+        DType::BF16 => Tensor::BF16(decode!(half::bf16, 2)),
+        DType::I16 => Tensor::I16(decode!(i16, 2)),
+        DType::U16 => Tensor::U16(decode!(u16, 2)),
+        DType::U32 => Tensor::U32(decode!(u32, 4)),
+        DType::U64 => Tensor::U64(decode!(u64, 8)),
     }
 }
 

@@ -187,6 +187,24 @@ pub fn tensor_proto(name: &str, t: &Tensor) -> TensorProto {
         Tensor::I8(a) => raw.extend(a.iter().map(|v| *v as u8)),
         Tensor::U8(a) => raw.extend(a.iter()),
         Tensor::Bool(a) => raw.extend(a.iter().map(|v| *v as u8)),
+        Tensor::F16(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::BF16(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::I16(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::U16(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::U32(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
+        Tensor::U64(a) => a
+            .iter()
+            .for_each(|v| raw.extend_from_slice(&v.to_le_bytes())),
     }
     TensorProto {
         dims: t.shape().iter().map(|&d| d as i64).collect(),

@@ -158,7 +158,7 @@ fn extreme_values() {
 #[test]
 fn update_matches_one_shot_reference() {
     for seed in 1..6u64 {
-        let mut rng = Rng(seed * 0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let data: Vec<f32> = (0..20_000).map(|_| rng.value()).collect();
         for nb in [8, 64, SIDE_BINS] {
             let mut c = Collector::with_side_bins(nb).unwrap();

@@ -30,6 +30,10 @@ pub const OPS: &[(&str, BuildFn)] = &[
     ("Equal", |c| legacy(c, Box::new(Compare(CmpOp::Equal)))),
     ("Greater", |c| legacy(c, Box::new(Compare(CmpOp::Greater)))),
     ("Less", |c| legacy(c, Box::new(Compare(CmpOp::Less)))),
+    ("LessOrEqual", |_| Ok(Box::new(Compare(CmpOp::LessOrEqual)))),
+    ("GreaterOrEqual", |_| {
+        Ok(Box::new(Compare(CmpOp::GreaterOrEqual)))
+    }),
     ("PRelu", |c| legacy(c, Box::new(PRelu))),
     ("Pow", |c| legacy(c, Box::new(pow::Pow))),
     ("Max", variadic::build_max),
@@ -148,9 +152,11 @@ enum CmpOp {
     Equal,
     Greater,
     Less,
+    LessOrEqual,
+    GreaterOrEqual,
 }
 
-/// Equal, Greater, Less: bool results.
+/// Equal, Greater, Less, LessOrEqual, GreaterOrEqual: bool results (false against NaN).
 #[derive(Debug)]
 struct Compare(CmpOp);
 
@@ -176,6 +182,8 @@ fn compare<T: Elem + PartialOrd>(
         CmpOp::Equal => zip2(a, b, |x: T, y: T| x == y),
         CmpOp::Greater => zip2(a, b, |x: T, y: T| x > y),
         CmpOp::Less => zip2(a, b, |x: T, y: T| x < y),
+        CmpOp::LessOrEqual => zip2(a, b, |x: T, y: T| x <= y),
+        CmpOp::GreaterOrEqual => zip2(a, b, |x: T, y: T| x >= y),
     }
 }
 

@@ -7,6 +7,7 @@
 //! re-exported here as `kernel` and `math` under their old paths.
 
 pub(crate) mod cast;
+mod classify;
 mod clip;
 mod dropout;
 pub(crate) mod scalar;
@@ -53,6 +54,38 @@ pub const OPS: &[(&str, BuildFn)] = &[
     ("Softplus", |_| unary(Kind::Softplus)),
     ("Mish", |_| unary(Kind::Mish)),
     ("Gelu", build_gelu),
+    ("Cos", |_| unary(Kind::Trig(Trig::Cos))),
+    ("Sin", |_| unary(Kind::Trig(Trig::Sin))),
+    ("Tan", |_| unary(Kind::Trig(Trig::Tan))),
+    ("Acos", |_| unary(Kind::Trig(Trig::Acos))),
+    ("Asin", |_| unary(Kind::Trig(Trig::Asin))),
+    ("Atan", |_| unary(Kind::Trig(Trig::Atan))),
+    ("Cosh", |_| unary(Kind::Trig(Trig::Cosh))),
+    ("Sinh", |_| unary(Kind::Trig(Trig::Sinh))),
+    ("Acosh", |_| unary(Kind::Trig(Trig::Acosh))),
+    ("Asinh", |_| unary(Kind::Trig(Trig::Asinh))),
+    ("Atanh", |_| unary(Kind::Trig(Trig::Atanh))),
+    ("Sign", |_| unary(Kind::Sign)),
+    ("Softsign", |_| unary(Kind::Softsign)),
+    ("Selu", |c| {
+        unary(Kind::Selu(
+            c.float_or("alpha", 1.673_263_2)?,
+            c.float_or("gamma", 1.050_701)?,
+        ))
+    }),
+    ("Celu", |c| unary(Kind::Celu(c.float_or("alpha", 1.0)?))),
+    ("ThresholdedRelu", |c| {
+        unary(Kind::ThresholdedRelu(c.float_or("alpha", 1.0)?))
+    }),
+    ("Shrink", |c| {
+        unary(Kind::Shrink(
+            c.float_or("bias", 0.0)?,
+            c.float_or("lambd", 0.5)?,
+        ))
+    }),
+    ("Swish", |c| unary(Kind::Swish(c.float_or("alpha", 1.0)?))),
+    ("IsNaN", classify::build_isnan),
+    ("IsInf", classify::build_isinf),
     ("Not", |_| unary(Kind::Not)),
     ("Identity", |_| unary(Kind::Identity)),
     ("Clip", clip::build),
@@ -82,9 +115,55 @@ enum Kind {
     HardSwish,
     Softplus,
     Mish,
-    Gelu { tanh: bool },
+    Gelu {
+        tanh: bool,
+    },
+    Trig(Trig),
+    Sign,
+    Softsign,
+    /// alpha, gamma.
+    Selu(f32, f32),
+    Celu(f32),
+    ThresholdedRelu(f32),
+    /// bias, lambd.
+    Shrink(f32, f32),
+    Swish(f32),
     Not,
     Identity,
+}
+
+/// The trigonometric and hyperbolic functions, computed in f64 and rounded once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Trig {
+    Cos,
+    Sin,
+    Tan,
+    Acos,
+    Asin,
+    Atan,
+    Cosh,
+    Sinh,
+    Acosh,
+    Asinh,
+    Atanh,
+}
+
+impl Trig {
+    fn eval(self, x: f64) -> f64 {
+        match self {
+            Trig::Cos => x.cos(),
+            Trig::Sin => x.sin(),
+            Trig::Tan => x.tan(),
+            Trig::Acos => x.acos(),
+            Trig::Asin => x.asin(),
+            Trig::Atan => x.atan(),
+            Trig::Cosh => x.cosh(),
+            Trig::Sinh => x.sinh(),
+            Trig::Acosh => x.acosh(),
+            Trig::Asinh => x.asinh(),
+            Trig::Atanh => x.atanh(),
+        }
+    }
 }
 
 impl Kind {
@@ -93,9 +172,12 @@ impl Kind {
         match self {
             Kind::Identity => true,
             Kind::Not => d == DType::Bool,
-            Kind::Abs => d != DType::Bool,
-            Kind::Neg | Kind::Relu => !matches!(d, DType::U8 | DType::Bool),
-            _ => d.is_float(),
+            Kind::Abs | Kind::Sign => d != DType::Bool,
+            Kind::Neg | Kind::Relu => !matches!(
+                d,
+                DType::U8 | DType::U16 | DType::U32 | DType::U64 | DType::Bool
+            ),
+            _ => d.is_float() || d.is_half(),
         }
     }
 
@@ -103,9 +185,9 @@ impl Kind {
         match self {
             Kind::Identity => "any type",
             Kind::Not => "bool",
-            Kind::Abs => "a numeric type",
+            Kind::Abs | Kind::Sign => "a numeric type",
             Kind::Neg | Kind::Relu => "a signed numeric type",
-            _ => "float32 or float64",
+            _ => "a float type",
         }
     }
 }
@@ -166,10 +248,53 @@ impl Op for Unary {
             (_, Tensor::I32(a)) => Tensor::I32(int(self.kind, a)?),
             (_, Tensor::I8(a)) => Tensor::I8(int(self.kind, a)?),
             (_, Tensor::U8(a)) => Tensor::U8(int(self.kind, a)?),
+            (_, Tensor::I16(a)) => Tensor::I16(int(self.kind, a)?),
+            (_, Tensor::U16(a)) => Tensor::U16(int(self.kind, a)?),
+            (_, Tensor::U32(a)) => Tensor::U32(int(self.kind, a)?),
+            (_, Tensor::U64(a)) => Tensor::U64(int(self.kind, a)?),
+            (_, Tensor::F16(a)) => Tensor::F16(via_f32(a, |w| float(self.kind, w))?),
+            (_, Tensor::BF16(a)) => Tensor::BF16(via_f32(a, |w| float(self.kind, w))?),
             (_, Tensor::Bool(_)) => return Err(bad_dtype(0, x.dtype(), self.kind.expected())),
         };
         Ok(vec![y])
     }
+}
+
+/// A half-precision element: widened to f32 exactly, rounded back to nearest even.
+pub(crate) trait Half: Copy + Send + Sync + Default + 'static {
+    fn widen(self) -> f32;
+    fn narrow(v: f32) -> Self;
+}
+
+impl Half for half::f16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+    #[inline(always)]
+    fn narrow(v: f32) -> Self {
+        half::f16::from_f32(v)
+    }
+}
+
+impl Half for half::bf16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+    #[inline(always)]
+    fn narrow(v: f32) -> Self {
+        half::bf16::from_f32(v)
+    }
+}
+
+/// Runs an f32 computation on half-precision data, as numpy's float16 ufuncs do: the
+/// inputs widened to f32, `f` computed there, each result rounded back once.
+pub(crate) fn via_f32<H: Half>(
+    a: &ArrayD<H>,
+    f: impl FnOnce(&ArrayD<f32>) -> OpResult<ArrayD<f32>>,
+) -> OpResult<ArrayD<H>> {
+    Ok(f(&a.mapv(H::widen))?.mapv(H::narrow))
 }
 
 /// Clamps to [0, 1], keeping NaN.
@@ -240,6 +365,56 @@ fn float<F: Float>(kind: Kind, a: &ArrayD<F>) -> OpResult<ArrayD<F>> {
                 half * x * (F::ONE + (k * (x + b * x * x * x)).tanh())
             })
         }
+        Kind::Trig(t) => map_array(a, move |x: F| F::from_f64(t.eval(x.to_f64()))),
+        Kind::Sign => map_array(a, |x: F| {
+            if x > F::ZERO {
+                F::ONE
+            } else if x < F::ZERO {
+                -F::ONE
+            } else {
+                x // ±0 and NaN, as numpy
+            }
+        }),
+        Kind::Softsign => map_array(a, |x: F| x / (F::ONE + x.abs())),
+        Kind::Selu(alpha, gamma) => {
+            let (alpha, gamma) = (c(alpha), c(gamma));
+            map_array(a, move |x: F| {
+                gamma
+                    * if x > F::ZERO {
+                        x
+                    } else {
+                        x.exp() * alpha - alpha
+                    }
+            })
+        }
+        Kind::Celu(alpha) => {
+            let alpha = c(alpha);
+            map_array(a, move |x: F| {
+                let neg = alpha * (x / alpha).exp_m1();
+                let pos = if x > F::ZERO { x } else { F::ZERO };
+                pos + if neg < F::ZERO { neg } else { F::ZERO }
+            })
+        }
+        Kind::ThresholdedRelu(alpha) => {
+            let alpha = c(alpha);
+            map_array(a, move |x: F| if x > alpha { x } else { F::ZERO })
+        }
+        Kind::Shrink(bias, lambd) => {
+            let (bias, lambd) = (c(bias), c(lambd));
+            map_array(a, move |x: F| {
+                if x < -lambd {
+                    x + bias
+                } else if x > lambd {
+                    x - bias
+                } else {
+                    F::ZERO
+                }
+            })
+        }
+        Kind::Swish(alpha) => {
+            let alpha = c(alpha);
+            map_array(a, move |x: F| x / (F::ONE + (-(alpha * x)).exp()))
+        }
         Kind::Not | Kind::Identity => {
             Err(OpError::Invalid(format!("internal: {kind:?} on floats")))
         }
@@ -251,6 +426,15 @@ fn int<T: Num>(kind: Kind, a: &ArrayD<T>) -> OpResult<ArrayD<T>> {
         Kind::Abs => map_array(a, |x: T| if x < T::ZERO { T::ZERO.sub(x) } else { x }),
         Kind::Neg => map_array(a, |x: T| T::ZERO.sub(x)),
         Kind::Relu => map_array(a, |x: T| if x < T::ZERO { T::ZERO } else { x }),
+        Kind::Sign => map_array(a, |x: T| {
+            if x > T::ZERO {
+                T::ONE
+            } else if x < T::ZERO {
+                T::ZERO.sub(T::ONE)
+            } else {
+                T::ZERO
+            }
+        }),
         _ => Err(OpError::Invalid(format!("internal: {kind:?} on integers"))),
     }
 }

@@ -11,6 +11,7 @@ use crate::ir::{Attr, DType, Facts, Node, Tensor};
 
 pub mod attention;
 pub mod binary;
+pub mod bitwise;
 pub mod conv;
 pub mod elementwise;
 pub mod index;
@@ -128,10 +129,11 @@ pub struct BuildCtx<'a> {
 pub type BuildFn = fn(&BuildCtx) -> OpResult<Box<dyn Op>>;
 
 /// All op families. Order does not matter; an op type appears once.
-fn families() -> [&'static [(&'static str, BuildFn)]; 14] {
+fn families() -> [&'static [(&'static str, BuildFn)]; 15] {
     [
         elementwise::OPS,
         binary::OPS,
+        bitwise::OPS,
         reduce::OPS,
         norm::OPS,
         quant::OPS,

@@ -4,8 +4,10 @@
 //! (`affine`). Statistics (training-mode BatchNormalization, InstanceNormalization,
 //! LayerNormalization) are accumulated in f64, two-pass.
 
+mod group;
 mod layer;
 mod lrn;
+mod rms;
 
 use std::mem::MaybeUninit;
 
@@ -24,6 +26,10 @@ pub const OPS: &[(&str, BuildFn)] = &[
     ("InstanceNormalization", build_instancenorm),
     ("LayerNormalization", layer::build),
     ("LRN", lrn::build),
+    ("RMSNormalization", rms::build),
+    ("LpNormalization", group::build_lp),
+    ("MeanVarianceNormalization", group::build_mvn),
+    ("GroupNormalization", group::build_group),
 ];
 
 /// y = x·a[c] + b[c] for x of shape [N, C, inner...] (flattened), `a` and `b` of length C.

@@ -19,6 +19,7 @@ use crate::ir::{DType, Facts, Tensor};
 pub const OPS: &[(&str, BuildFn)] = &[
     ("MaxPool", build_max),
     ("AveragePool", build_avg),
+    ("LpPool", build_lp),
     ("GlobalMaxPool", build_global_max),
     ("GlobalAveragePool", build_global_avg),
 ];
@@ -51,17 +52,38 @@ struct Pool {
     col_major: bool,
     /// MaxPool with the Indices output requested.
     indices: bool,
+    /// LpPool's `p`: an average with count_include_pad of |x|^p, times the window
+    /// size, to the power 1/p (the divisor is the window size when ceil_mode is 0).
+    lp: Option<i32>,
 }
 
 fn build_max(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
-    build_pool(ctx, Kind::Max)
+    Ok(Box::new(build_pool(ctx, Kind::Max)?))
 }
 
 fn build_avg(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
-    build_pool(ctx, Kind::Avg)
+    Ok(Box::new(build_pool(ctx, Kind::Avg)?))
 }
 
-fn build_pool(ctx: &BuildCtx, kind: Kind) -> OpResult<Box<dyn Op>> {
+fn build_lp(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
+    let p = ctx.int_or("p", 2)?;
+    let p = i32::try_from(p)
+        .ok()
+        .filter(|&p| (1..=64).contains(&p))
+        .ok_or_else(|| OpError::Attr {
+            name: "p".into(),
+            msg: format!("{p} is not supported (1 to 64)"),
+        })?;
+    let mut pool = build_pool(ctx, Kind::Avg)?;
+    if pool.ceil {
+        return Err(OpError::Unsupported("LpPool with ceil_mode 1".into()));
+    }
+    pool.count_include_pad = true;
+    pool.lp = Some(p);
+    Ok(Box::new(pool))
+}
+
+fn build_pool(ctx: &BuildCtx, kind: Kind) -> OpResult<Pool> {
     let k = ctx.ints("kernel_shape")?.ok_or_else(|| OpError::Attr {
         name: "kernel_shape".into(),
         msg: "missing".into(),
@@ -87,7 +109,7 @@ fn build_pool(ctx: &BuildCtx, kind: Kind) -> OpResult<Box<dyn Op>> {
         "VALID" => AutoPad::Valid,
         _ => AutoPad::NotSet,
     };
-    Ok(Box::new(Pool {
+    Ok(Pool {
         kind,
         kernel,
         strides: ctx.ints("strides")?,
@@ -98,7 +120,8 @@ fn build_pool(ctx: &BuildCtx, kind: Kind) -> OpResult<Box<dyn Op>> {
         count_include_pad: ctx.int_or("count_include_pad", 0)? != 0,
         col_major: ctx.int_or("storage_order", 0)? != 0,
         indices: kind == Kind::Max && ctx.node.output(1).is_some(),
-    }))
+        lp: None,
+    })
 }
 
 /// Where the windows of one spatial axis lie.
@@ -282,6 +305,9 @@ impl Op for Pool {
         if self.indices {
             return window::max_with_indices(x, planes, &axes, &out_shape, self.col_major);
         }
+        if let Some(p) = self.lp {
+            return Ok(vec![self.lp_pool(x, p, &axes, &out_shape)?]);
+        }
         let out = match (self.kind, x) {
             (Kind::Max, Tensor::F32(a)) => Tensor::F32(window::max(a, &axes, &out_shape)?),
             (Kind::Max, Tensor::F64(a)) => Tensor::F64(window::max(a, &axes, &out_shape)?),
@@ -296,6 +322,23 @@ impl Op for Pool {
             (_, other) => return Err(bad_dtype(0, other.dtype(), "a supported pooling type")),
         };
         Ok(vec![out])
+    }
+}
+
+impl Pool {
+    /// LpPool (see `lp`), in f64 for either float type.
+    fn lp_pool(&self, x: &Tensor, p: i32, axes: &[Axis], out: &[usize]) -> OpResult<Tensor> {
+        let k = self.kernel.iter().product::<usize>() as f64;
+        let inv = 1.0 / p as f64;
+        let pooled = |a: &ndarray::ArrayD<f64>| -> OpResult<ndarray::ArrayD<f64>> {
+            let s = window::avg(&a.mapv(|v| v.abs().powi(p)), axes, out, true)?;
+            Ok(s.mapv(|v| (v * k).powf(inv)))
+        };
+        Ok(match x {
+            Tensor::F32(a) => Tensor::F32(pooled(&a.mapv(f64::from))?.mapv(|v| v as f32)),
+            Tensor::F64(a) => Tensor::F64(pooled(a)?),
+            other => return Err(bad_dtype(0, other.dtype(), "float32 or float64")),
+        })
     }
 }
 
@@ -394,7 +437,17 @@ mod tests {
             count_include_pad: true,
             col_major: false,
             indices: false,
+            lp: None,
         }
+    }
+
+    #[test]
+    fn lp_pool_is_the_p_norm_of_each_window() {
+        let mut p = pool(&[2], &[1], &[0, 1], false);
+        p.lp = Some(2);
+        let x = Tensor::from_f32(&[1, 1, 3], vec![3.0, -4.0, 2.0]);
+        let y = p.run(&[Some(&x)]).unwrap().remove(0).to_f64_vec();
+        assert_eq!(y, vec![5.0, 20f64.sqrt() as f32 as f64, 2.0]);
     }
 
     #[test]

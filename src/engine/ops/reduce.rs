@@ -157,11 +157,13 @@ fn axes_of(t: &Tensor) -> OpResult<Vec<i64>> {
 }
 
 impl Reduce {
+    /// Max and Min take any type; Sum and Mean no bool, and no halves (numpy accumulates
+    /// those in f32, which the per-step rounding of `Num` for halves would not reproduce).
     fn accepts(&self, d: DType) -> bool {
         if self.kind.float_only() {
             return d.is_float();
         }
-        d != DType::Bool || matches!(self.kind, Reduction::Max | Reduction::Min)
+        matches!(self.kind, Reduction::Max | Reduction::Min) || !(d == DType::Bool || d.is_half())
     }
 
     /// The axes list known at build time (`None` = depends on a runtime input).

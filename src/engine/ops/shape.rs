@@ -186,45 +186,18 @@ impl_elem!(
     i32 => I32, v => v as i32;
     i8 => I8, v => v as i8;
     u8 => U8, v => v as u8;
-    bool => Bool, v => v != 0.0
+    bool => Bool, v => v != 0.0;
+    half::f16 => F16, v => half::f16::from_f64(v);
+    half::bf16 => BF16, v => half::bf16::from_f64(v);
+    i16 => I16, v => v as i16;
+    u16 => U16, v => v as u16;
+    u32 => U32, v => v as u32;
+    u64 => U64, v => v as u64
 );
 
-/// Runs `$body` with `$t` bound to the Rust element type of `$dtype`.
-macro_rules! with_elem {
-    ($dtype:expr, $t:ident => $body:expr) => {
-        match $dtype {
-            $crate::ir::DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            $crate::ir::DType::F64 => {
-                type $t = f64;
-                $body
-            }
-            $crate::ir::DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            $crate::ir::DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            $crate::ir::DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            $crate::ir::DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            $crate::ir::DType::Bool => {
-                type $t = bool;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_elem;
+/// Runs `$body` with `$t` bound to the Rust element type of `$dtype`: the one dtype
+/// dispatch of the engine (`elementwise::scalar`).
+pub(crate) use super::elementwise::scalar::with_elem;
 
 /// The array of input `index`, which must have element type `T` (that of input 0).
 pub(crate) fn typed<T: Elem>(

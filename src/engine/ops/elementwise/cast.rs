@@ -47,6 +47,12 @@ fn dtype_from_name(s: &str) -> Option<DType> {
         "INT8" => DType::I8,
         "UINT8" => DType::U8,
         "BOOL" => DType::Bool,
+        "FLOAT16" => DType::F16,
+        "BFLOAT16" => DType::BF16,
+        "INT16" => DType::I16,
+        "UINT16" => DType::U16,
+        "UINT32" => DType::U32,
+        "UINT64" => DType::U64,
         _ => return None,
     })
 }
@@ -89,7 +95,8 @@ pub(crate) trait CastTo: Elem {
     fn from_f32(v: f32) -> Self {
         Self::from_float(v as f64)
     }
-    fn from_int(v: i64) -> Self;
+    /// From an integer (any source integer fits an i128).
+    fn from_int(v: i128) -> Self;
 }
 
 /// cvttsd2si to 32 bits: truncation, or i32::MIN when out of range or NaN.
@@ -120,7 +127,7 @@ impl CastTo for f32 {
     fn from_f32(v: f32) -> Self {
         v
     }
-    fn from_int(v: i64) -> Self {
+    fn from_int(v: i128) -> Self {
         v as f32
     }
 }
@@ -129,7 +136,7 @@ impl CastTo for f64 {
     fn from_float(v: f64) -> Self {
         v
     }
-    fn from_int(v: i64) -> Self {
+    fn from_int(v: i128) -> Self {
         v as f64
     }
 }
@@ -138,8 +145,8 @@ impl CastTo for i64 {
     fn from_float(v: f64) -> Self {
         x86_i64(v)
     }
-    fn from_int(v: i64) -> Self {
-        v
+    fn from_int(v: i128) -> Self {
+        v as i64
     }
 }
 
@@ -147,7 +154,7 @@ impl CastTo for i32 {
     fn from_float(v: f64) -> Self {
         x86_i32(v)
     }
-    fn from_int(v: i64) -> Self {
+    fn from_int(v: i128) -> Self {
         v as i32
     }
 }
@@ -156,7 +163,7 @@ impl CastTo for i8 {
     fn from_float(v: f64) -> Self {
         x86_i32(v) as i8
     }
-    fn from_int(v: i64) -> Self {
+    fn from_int(v: i128) -> Self {
         v as i8
     }
 }
@@ -165,16 +172,87 @@ impl CastTo for u8 {
     fn from_float(v: f64) -> Self {
         x86_i32(v) as u8
     }
-    fn from_int(v: i64) -> Self {
+    fn from_int(v: i128) -> Self {
         v as u8
     }
 }
+
+/// What C's `(uint64_t)double` gives on x86-64 (as numpy compiles it): values below
+/// 2⁶³ go through cvttsd2si, the others through it after subtracting 2⁶³.
+#[inline(always)]
+fn x86_u64(v: f64) -> u64 {
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
+    if v < TWO63 {
+        x86_i64(v) as u64
+    } else {
+        (x86_i64(v - TWO63) as u64) ^ (1 << 63)
+    }
+}
+
+macro_rules! cast_to_narrow_int {
+    ($($t:ty),*) => {$(
+        impl CastTo for $t {
+            fn from_float(v: f64) -> Self {
+                x86_i32(v) as $t
+            }
+            fn from_int(v: i128) -> Self {
+                v as $t
+            }
+        }
+    )*};
+}
+
+cast_to_narrow_int!(i16, u16);
+
+impl CastTo for u32 {
+    fn from_float(v: f64) -> Self {
+        x86_i64(v) as u32
+    }
+    fn from_int(v: i128) -> Self {
+        v as u32
+    }
+}
+
+impl CastTo for u64 {
+    fn from_float(v: f64) -> Self {
+        x86_u64(v)
+    }
+    fn from_int(v: i128) -> Self {
+        v as u64
+    }
+}
+
+/// The halves round to nearest even, directly from the source (no double rounding).
+macro_rules! cast_half {
+    ($($t:ty),*) => {$(
+        impl CastTo for $t {
+            fn from_float(v: f64) -> Self {
+                <$t>::from_f64(v)
+            }
+            fn from_f32(v: f32) -> Self {
+                <$t>::from_f32(v)
+            }
+            fn from_int(v: i128) -> Self {
+                <$t>::from_f64(v as f64)
+            }
+        }
+
+        impl CastFrom for $t {
+            #[inline(always)]
+            fn cast<D: CastTo>(self) -> D {
+                D::from_f32(self.to_f32())
+            }
+        }
+    )*};
+}
+
+cast_half!(half::f16, half::bf16);
 
 impl CastTo for bool {
     fn from_float(v: f64) -> Self {
         v != 0.0
     }
-    fn from_int(v: i64) -> Self {
+    fn from_int(v: i128) -> Self {
         v != 0
     }
 }
@@ -198,13 +276,13 @@ macro_rules! cast_from_int {
         impl CastFrom for $t {
             #[inline(always)]
             fn cast<D: CastTo>(self) -> D {
-                D::from_int(self as i64)
+                D::from_int(self as i128)
             }
         }
     )*};
 }
 
-cast_from_int!(i64, i32, i8, u8, bool);
+cast_from_int!(i64, i32, i8, u8, bool, i16, u16, u32, u64);
 
 #[cfg(test)]
 mod tests {

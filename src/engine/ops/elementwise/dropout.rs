@@ -194,6 +194,12 @@ fn ones(dtype: DType, shape: &[usize]) -> Tensor {
         DType::I8 => Tensor::I8(ArrayD::from_elem(s, 1)),
         DType::U8 => Tensor::U8(ArrayD::from_elem(s, 1)),
         DType::Bool => Tensor::Bool(ArrayD::from_elem(s, true)),
+        DType::F16 => Tensor::F16(ArrayD::from_elem(s, half::f16::ONE)),
+        DType::BF16 => Tensor::BF16(ArrayD::from_elem(s, half::bf16::ONE)),
+        DType::I16 => Tensor::I16(ArrayD::from_elem(s, 1)),
+        DType::U16 => Tensor::U16(ArrayD::from_elem(s, 1)),
+        DType::U32 => Tensor::U32(ArrayD::from_elem(s, 1)),
+        DType::U64 => Tensor::U64(ArrayD::from_elem(s, 1)),
     }
 }
 

@@ -96,6 +96,12 @@ impl_elem!(i32, I32);
 impl_elem!(i8, I8);
 impl_elem!(u8, U8);
 impl_elem!(bool, Bool);
+impl_elem!(half::f16, F16);
+impl_elem!(half::bf16, BF16);
+impl_elem!(i16, I16);
+impl_elem!(u16, U16);
+impl_elem!(u32, U32);
+impl_elem!(u64, U64);
 
 macro_rules! impl_num_int {
     ($t:ty) => {
@@ -141,6 +147,56 @@ impl_num_int!(i64);
 impl_num_int!(i32);
 impl_num_int!(i8);
 impl_num_int!(u8);
+impl_num_int!(i16);
+impl_num_int!(u16);
+impl_num_int!(u32);
+impl_num_int!(u64);
+
+/// The halves compute each operation in f32 and round the result back to nearest even,
+/// as numpy's float16 loops do (exact for + − × ÷: f32 holds the product of two halves,
+/// and one rounding of the f32 result equals the correctly rounded half result).
+macro_rules! impl_num_half {
+    ($t:ty) => {
+        impl Num for $t {
+            const ZERO: Self = <$t>::ZERO;
+            const ONE: Self = <$t>::ONE;
+            const LOWEST: Self = <$t>::NEG_INFINITY;
+            const HIGHEST: Self = <$t>::INFINITY;
+            const IS_FLOAT: bool = true;
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                <$t>::from_f32(self.to_f32() + o.to_f32())
+            }
+            #[inline(always)]
+            fn sub(self, o: Self) -> Self {
+                <$t>::from_f32(self.to_f32() - o.to_f32())
+            }
+            #[inline(always)]
+            fn mul(self, o: Self) -> Self {
+                <$t>::from_f32(self.to_f32() * o.to_f32())
+            }
+            #[inline(always)]
+            fn div(self, o: Self) -> Self {
+                <$t>::from_f32(self.to_f32() / o.to_f32())
+            }
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                <$t>::from_f64(v)
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                <$t>::to_f64(self)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+        }
+    };
+}
+
+impl_num_half!(half::f16);
+impl_num_half!(half::bf16);
 
 macro_rules! impl_num_float {
     ($t:ty) => {
@@ -295,7 +351,8 @@ impl Float for f64 {
     }
 }
 
-/// Runs `$body` with `$T` bound to the Rust type of a numeric `DType`; `$other` for bool.
+/// Runs `$body` with `$T` bound to the Rust type of a numeric `DType` (the halves
+/// included: see `impl_num_half`); `$other` for bool.
 macro_rules! with_num {
     ($dtype:expr, $T:ident => $body:expr, $other:expr) => {
         match $dtype {
@@ -321,6 +378,30 @@ macro_rules! with_num {
             }
             $crate::ir::DType::U8 => {
                 type $T = u8;
+                $body
+            }
+            $crate::ir::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            $crate::ir::DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            $crate::ir::DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            $crate::ir::DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            $crate::ir::DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            $crate::ir::DType::U64 => {
+                type $T = u64;
                 $body
             }
             $crate::ir::DType::Bool => $other,
@@ -358,6 +439,30 @@ macro_rules! with_elem {
             }
             $crate::ir::DType::Bool => {
                 type $T = bool;
+                $body
+            }
+            $crate::ir::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            $crate::ir::DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            $crate::ir::DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            $crate::ir::DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            $crate::ir::DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            $crate::ir::DType::U64 => {
+                type $T = u64;
                 $body
             }
         }
