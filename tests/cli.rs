@@ -61,13 +61,13 @@ fn unsupported_op_names_type_node_and_opset() {
         "--out",
         "/tmp/qtune-x",
     ]);
-    assert_bad_input(&out, &["TopK", "topk_scores", "opset 11"]);
+    assert_bad_input(&out, &["Unique", "unique_scores", "opset 11"]);
     // inspect lists it instead of failing
     let out = qtune(&["inspect", s(&bad("unsupported_op.onnx")), "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["unsupported"][0]["op_type"], "TopK");
-    assert_eq!(doc["unsupported"][0]["node"], "topk_scores");
+    assert_eq!(doc["unsupported"][0]["op_type"], "Unique");
+    assert_eq!(doc["unsupported"][0]["node"], "unique_scores");
 }
 
 #[test]
