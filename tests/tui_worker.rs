@@ -1,6 +1,8 @@
 //! The TUI's worker on the demo model: a several-layer toggle (a range, or every layer up
 //! to the cursor) sets all its layers at once and evaluates once.
 
+mod demo;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
@@ -15,25 +17,7 @@ fn root() -> &'static Path {
 
 /// The demo over its first `n` evaluation images and 4 calibration samples.
 fn small_config(dir: &Path, n: usize) -> PathBuf {
-    let eval = dir.join("eval");
-    std::fs::create_dir_all(&eval).unwrap();
-    let src = root().join("assets/demo/eval");
-    let labels = std::fs::read_to_string(src.join("labels.txt")).unwrap();
-    let mut kept = String::new();
-    for line in labels.lines().take(n) {
-        let file = line.split_whitespace().next().unwrap();
-        std::fs::copy(src.join(file), eval.join(file)).unwrap();
-        kept.push_str(line);
-        kept.push('\n');
-    }
-    std::fs::write(eval.join("labels.txt"), kept).unwrap();
-    let a = root().join("assets/demo");
-    let text = format!(
-        "model: {m}\nbatch_count: 4\npreprocess_parameter:\n  - input_file_path: {c}\n    mean_value: [127.5]\n    standard_deviation: [127.5]\n    resize: keep_ratio_pad\n    size: [48, 192]\nevaluation:\n  input_file_path: {e}\n  labels: {e}/labels.txt\n  classes: [\"0\", \"180\"]\n  metric: top1\n  max_drop: 0.01\n",
-        m = a.join("ppocr-cls.onnx").display(),
-        c = a.join("calib").display(),
-        e = eval.display(),
-    );
+    let text = demo::small_config_text(root(), dir, n);
     let path = dir.join("tui.yaml");
     std::fs::write(&path, text).unwrap();
     path

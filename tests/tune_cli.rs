@@ -1,6 +1,8 @@
 //! `qtune tune` end to end: the flow on the demo, sessions that survive SIGKILL and
 //! resume to the same result, and sessions refused for another model.
 
+mod demo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -23,25 +25,10 @@ fn qtune(args: &[&str]) -> Output {
 /// stage 5 grid, with `extra` YAML appended under `tune:`. `all_stages`: continue past
 /// the target, so every stage runs.
 fn small_config(dir: &Path, n: usize, all_stages: bool, extra: &str) -> PathBuf {
-    let eval = dir.join("eval");
-    std::fs::create_dir_all(&eval).unwrap();
-    let src = root().join("assets/demo/eval");
-    let labels = std::fs::read_to_string(src.join("labels.txt")).unwrap();
-    let mut kept = String::new();
-    for line in labels.lines().take(n) {
-        let file = line.split_whitespace().next().unwrap();
-        std::fs::copy(src.join(file), eval.join(file)).unwrap();
-        kept.push_str(line);
-        kept.push('\n');
-    }
-    std::fs::write(eval.join("labels.txt"), kept).unwrap();
-    let a = root().join("assets/demo");
-    let text = format!(
-        "model: {m}\nbatch_count: 4\npreprocess_parameter:\n  - input_file_path: {c}\n    mean_value: [127.5]\n    standard_deviation: [127.5]\n    resize: keep_ratio_pad\n    size: [48, 192]\nevaluation:\n  input_file_path: {e}\n  labels: {e}/labels.txt\n  classes: [\"0\", \"180\"]\n  metric: top1\n  max_drop: 0.01\ntune:\n  continue_after_target: {all_stages}\n  exclude_search: ranked\n  grid:\n    quantize_algo: [HALF_OFFSET, NON_OFFSET]\n    weight_type: [VECTOR_TYPE]\n    bin: [100, 150]\n    type: [KL, JSD]\n    ratios: [[0.7, 1.3, 0.01]]\n    max_percentile: [1.0]\n    batch_count: [4, 8]\n{extra}",
-        m = a.join("ppocr-cls.onnx").display(),
-        c = a.join("calib").display(),
-        e = eval.display(),
-    );
+    let mut text = demo::small_config_text(root(), dir, n);
+    text.push_str(&format!(
+        "tune:\n  continue_after_target: {all_stages}\n  exclude_search: ranked\n  grid:\n    quantize_algo: [HALF_OFFSET, NON_OFFSET]\n    weight_type: [VECTOR_TYPE]\n    bin: [100, 150]\n    type: [KL, JSD]\n    ratios: [[0.7, 1.3, 0.01]]\n    max_percentile: [1.0]\n    batch_count: [4, 8]\n{extra}"
+    ));
     let path = dir.join("tune.yaml");
     std::fs::write(&path, text).unwrap();
     path

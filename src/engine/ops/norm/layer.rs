@@ -23,7 +23,9 @@ struct LayerNorm {
     epsilon: f32,
 }
 
-pub(super) fn build(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
+/// The attributes LayerNormalization and RMSNormalization share: `axis` (default -1) and
+/// `epsilon` (default 1e-5); `stash_type` must be 1 (float32), the only one supported.
+pub(super) fn axis_and_epsilon(ctx: &BuildCtx) -> OpResult<(i64, f32)> {
     let stash = ctx.int_or("stash_type", 1)?;
     if stash != 1 {
         return Err(OpError::Attr {
@@ -31,10 +33,12 @@ pub(super) fn build(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
             msg: format!("{stash} is not supported (only 1, float32)"),
         });
     }
-    Ok(Box::new(LayerNorm {
-        axis: ctx.int_or("axis", -1)?,
-        epsilon: ctx.float_or("epsilon", 1e-5)?,
-    }))
+    Ok((ctx.int_or("axis", -1)?, ctx.float_or("epsilon", 1e-5)?))
+}
+
+pub(super) fn build(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
+    let (axis, epsilon) = axis_and_epsilon(ctx)?;
+    Ok(Box::new(LayerNorm { axis, epsilon }))
 }
 
 impl LayerNorm {

@@ -19,17 +19,8 @@ struct RmsNorm {
 }
 
 pub(super) fn build(ctx: &BuildCtx) -> OpResult<Box<dyn Op>> {
-    let stash = ctx.int_or("stash_type", 1)?;
-    if stash != 1 {
-        return Err(OpError::Attr {
-            name: "stash_type".into(),
-            msg: format!("{stash} is not supported (only 1, float32)"),
-        });
-    }
-    Ok(Box::new(RmsNorm {
-        axis: ctx.int_or("axis", -1)?,
-        epsilon: ctx.float_or("epsilon", 1e-5)?,
-    }))
+    let (axis, epsilon) = super::layer::axis_and_epsilon(ctx)?;
+    Ok(Box::new(RmsNorm { axis, epsilon }))
 }
 
 /// Scale must broadcast to X without changing X's shape.
